@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each creates .venv if it is missing and installs what it needs first.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: demo test install lint typecheck importlint pytest bench clean-demo
+
+demo: $(STAMP)
+	$(BIN)/modelyard db up
+	$(BIN)/modelyard db migrate
+	$(BIN)/modelyard demo-data --out data/demo
+	$(BIN)/modelyard dataset create --policy demo-policy --name demo \
+		--classes car,person,sign --exist-ok
+	$(BIN)/modelyard ingest coco data/demo/annotations.json --dataset demo
+	$(BIN)/modelyard dataset inspect demo
+
+test: $(STAMP) lint typecheck importlint pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests pipelines bench
+	$(BIN)/ruff format --check src tests pipelines bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+importlint: $(STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean-demo:
+	rm -rf data/demo reports

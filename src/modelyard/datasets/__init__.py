@@ -1,0 +1,1 @@
+"""Datasets: ingest (one module per input format), checks, the demo generator, inspection."""

@@ -1,0 +1,224 @@
+"""One ingest: read a source, check every record, then write the good ones in one transaction.
+
+Order of work, so that nothing is half-written:
+1. read the whole source (a file that cannot be read at all raises ``IngestError``);
+2. check every record's fields, then read and decode every image (in a thread pool);
+3. compare with what the dataset already holds: the same path with the same bytes is
+   ``unchanged`` (re-running an ingest adds nothing), a known image under another path is a
+   duplicate, the same path with other bytes is a conflict;
+4. put the accepted images into the object store (content-addressed, so a crash here
+   leaves only unreferenced blobs);
+5. insert the samples and the ingest record in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelyard.datasets import checks
+from modelyard.datasets.images import ImageFacts, read_image
+from modelyard.datasets.ingest import coco, csv_manifest, sqlite_decisions, yolo
+from modelyard.datasets.ingest.source import Source
+from modelyard.datasets.records import Rejection, SourceRecord
+from modelyard.db import ingests as ingests_db
+from modelyard.db import samples as samples_db
+from modelyard.db.connection import Connection
+from modelyard.db.datasets import Dataset
+from modelyard.db.samples import NewSample
+from modelyard.errors import StateError
+from modelyard.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def _read_yolo(path: Path, images_dir: Path | None) -> Source:
+    return yolo.read(images_dir or path)
+
+
+FORMATS: dict[str, Callable[[Path, Path | None], Source]] = {
+    "coco": coco.read,
+    "yolo": _read_yolo,
+    "csv": csv_manifest.read,
+    "sqlite-decisions": sqlite_decisions.read,
+}
+
+
+@dataclass(kw_only=True)
+class IngestReport:
+    dataset: str
+    source_format: str
+    source_path: str
+    records_seen: int = 0
+    inserted: int = 0
+    unchanged: int = 0
+    rejected_records: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def by_reason(self) -> dict[str, int]:
+        """Rejections counted by field (indices folded: objects[3].bbox -> objects[].bbox)."""
+        counts: dict[str, int] = {}
+        for r in self.rejections:
+            key = _fold_index(r.field)
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "source_format": self.source_format,
+            "source_path": self.source_path,
+            "records_seen": self.records_seen,
+            "inserted": self.inserted,
+            "unchanged": self.unchanged,
+            "rejected_records": self.rejected_records,
+            "rejections_by_field": self.by_reason(),
+            "duplicates": self.duplicates,
+            "rejections": [r.as_dict() for r in self.rejections],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def read_source(source_format: str, path: Path, images_dir: Path | None = None) -> Source:
+    reader = FORMATS.get(source_format)
+    if reader is None:
+        raise StateError(f"unknown format '{source_format}'; choose one of {', '.join(FORMATS)}")
+    return reader(path, images_dir)
+
+
+@dataclass(kw_only=True)
+class _Checked:
+    accepted: list[tuple[SourceRecord, ImageFacts]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    rejected_records: int = 0
+
+
+def run_ingest(
+    conn: Connection,
+    store: ObjectStore,
+    dataset: Dataset,
+    source: Source,
+    report: IngestReport,
+) -> IngestReport:
+    """Check ``source`` against ``dataset`` and write its good records; fills ``report``."""
+    started = datetime.now(UTC)
+    if dataset.status != "collecting":
+        raise StateError(
+            f"dataset '{dataset.name}' is {dataset.status}; ingest needs it collecting "
+            f"(modelyard dataset set-status {dataset.name} collecting)"
+        )
+    checked = _check_all(source.records, dataset.classes)
+    new_samples = _against_dataset(conn, dataset, checked, report)
+    for _rec, facts in checked.accepted:
+        store.put_blob(facts.data, facts.sha256)
+    with conn.transaction():
+        report.inserted = samples_db.insert_many(conn, dataset.id, new_samples)
+        rejections = [*source.orphans, *checked.rejections]
+        report.records_seen = len(source.records)
+        report.rejections = rejections
+        report.rejected_records = checked.rejected_records
+        ingests_db.record(
+            conn,
+            ingests_db.IngestRun(
+                dataset_id=dataset.id,
+                source_format=report.source_format,
+                source_path=report.source_path,
+                records_seen=report.records_seen,
+                inserted=report.inserted,
+                unchanged=report.unchanged,
+                rejected=report.rejected_records,
+                rejections=[r.as_dict() for r in rejections],
+                started_at=started,
+            ),
+        )
+    report.seconds = (datetime.now(UTC) - started).total_seconds()
+    log.info(
+        "ingest %s: %d inserted, %d unchanged, %d rejected",
+        report.source_path,
+        report.inserted,
+        report.unchanged,
+        report.rejected_records,
+    )
+    return report
+
+
+def _check_all(records: list[SourceRecord], classes: tuple[str, ...]) -> _Checked:
+    """Field checks, then image reads (in threads) and image-dependent checks."""
+    out = _Checked()
+    workers = min(8, 2 * (os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for rec, problems, facts in pool.map(lambda r: _check_one(r, classes), records):
+            if problems or facts is None:
+                out.rejections.extend(problems)
+                out.rejected_records += 1
+            else:
+                out.accepted.append((rec, facts))
+    return out
+
+
+def _check_one(
+    rec: SourceRecord, classes: tuple[str, ...]
+) -> tuple[SourceRecord, list[Rejection], ImageFacts | None]:
+    problems = checks.field_problems(rec, classes)
+    if checks.path_problem(rec.image_path) is not None:
+        return rec, problems, None
+    result = read_image(rec.root / rec.image_path)
+    if isinstance(result, tuple):
+        return rec, [*problems, rec.reject("image_path", *result)], None
+    problems.extend(checks.image_problems(rec, result))
+    return rec, problems, result
+
+
+def _against_dataset(
+    conn: Connection, dataset: Dataset, checked: _Checked, report: IngestReport
+) -> list[NewSample]:
+    """Sort accepted records into new, unchanged, duplicates and path conflicts."""
+    existing = samples_db.sha_by_path(conn, dataset.id)
+    path_of_sha = {sha: path for path, sha in existing.items()}
+    keep: list[tuple[SourceRecord, ImageFacts]] = []
+    new: list[NewSample] = []
+    for rec, facts in checked.accepted:
+        known_sha = existing.get(rec.image_path)
+        if known_sha == facts.sha256:
+            report.unchanged += 1
+            keep.append((rec, facts))
+            continue
+        if known_sha is not None:
+            problem = rec.reject(
+                "image_path",
+                "the dataset has a different image at this path",
+                "give the new image its own file name",
+            )
+        elif facts.sha256 in path_of_sha:
+            same_as = path_of_sha[facts.sha256]
+            report.duplicates.append({"image_path": rec.image_path, "same_as": same_as})
+            problem = rec.reject(
+                "image_sha256",
+                f"duplicate image: same bytes as '{same_as}'",
+                "drop one copy; identical images in two splits leak the test set",
+            )
+        else:
+            path_of_sha[facts.sha256] = rec.image_path
+            existing[rec.image_path] = facts.sha256
+            keep.append((rec, facts))
+            new.append(checks.to_sample(rec, facts))
+            continue
+        checked.rejections.append(problem)
+        checked.rejected_records += 1
+    checked.accepted = keep
+    return new
+
+
+def _fold_index(name: str) -> str:
+    return _INDEX.sub("[]", name)

@@ -1,0 +1,131 @@
+"""verify_ai_ml_samples: bulk insert by COPY, look-ups for ingest, queries for inspection."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelyard.db.connection import Connection, fetch_one
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewSample:
+    """A checked sample, ready to insert."""
+
+    image_path: str
+    image_sha256: str
+    width: int
+    height: int
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    is_compliant: bool | None = None
+    split: str | None = None
+    review_status: str = "pending"
+    is_augmented: bool = False
+    augmentation_type: str | None = None
+    group_key: str | None = None
+    label_value: float | None = None
+    label_source: str | None = None
+    rating_count: int | None = None
+    crop: tuple[float, float, float, float] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+_COPY_COLUMNS = (
+    "image_path",
+    "image_sha256",
+    "width",
+    "height",
+    "is_compliant",
+    "annotations",
+    "split",
+    "review_status",
+    "is_augmented",
+    "augmentation_type",
+    "group_key",
+    "label_value",
+    "label_source",
+    "rating_count",
+    "crop_x1",
+    "crop_y1",
+    "crop_x2",
+    "crop_y2",
+    "metadata",
+)
+
+
+def _copy_row(s: NewSample) -> tuple[Any, ...]:
+    crop = s.crop or (None, None, None, None)
+    return (
+        s.image_path,
+        s.image_sha256,
+        s.width,
+        s.height,
+        s.is_compliant,
+        json.dumps({"objects": s.objects}),
+        s.split,
+        s.review_status,
+        s.is_augmented,
+        s.augmentation_type,
+        s.group_key,
+        s.label_value,
+        s.label_source,
+        s.rating_count,
+        *crop,
+        json.dumps(s.metadata),
+    )
+
+
+def insert_many(conn: Connection, dataset_id: uuid.UUID, samples: Sequence[NewSample]) -> int:
+    """Insert samples with one COPY; rows whose (dataset, image_path) exists are skipped.
+
+    Returns the number inserted. Call inside the caller's transaction.
+    """
+    if not samples:
+        return 0
+    columns = ", ".join(_COPY_COLUMNS)
+    # A constraint-free staging table of the same column types; the real table's
+    # constraints apply at the INSERT ... SELECT, where ON CONFLICT can skip known paths.
+    conn.execute(
+        f"CREATE TEMP TABLE incoming_samples ON COMMIT DROP AS "  # noqa: S608
+        f"SELECT {columns} FROM verify_ai_ml_samples WITH NO DATA"
+    )
+    with conn.cursor().copy(f"COPY incoming_samples ({columns}) FROM STDIN") as copy:
+        for sample in samples:
+            copy.write_row(_copy_row(sample))
+    cur = conn.execute(
+        f"INSERT INTO verify_ai_ml_samples (dataset_id, {columns}) "  # noqa: S608
+        f"SELECT %s, {columns} FROM incoming_samples "
+        "ON CONFLICT (dataset_id, image_path) DO NOTHING",
+        (dataset_id,),
+    )
+    conn.execute("DROP TABLE incoming_samples")
+    return cur.rowcount
+
+
+def sha_by_path(conn: Connection, dataset_id: uuid.UUID) -> dict[str, str]:
+    """image_path -> image_sha256 for every sample of the dataset."""
+    rows = conn.execute(
+        "SELECT image_path, image_sha256 FROM verify_ai_ml_samples WHERE dataset_id = %s",
+        (dataset_id,),
+    ).fetchall()
+    return {str(r["image_path"]): str(r["image_sha256"]) for r in rows}
+
+
+def count(conn: Connection, dataset_id: uuid.UUID) -> int:
+    row = fetch_one(
+        conn.execute(
+            "SELECT count(*) AS n FROM verify_ai_ml_samples WHERE dataset_id = %s", (dataset_id,)
+        )
+    )
+    return int(row["n"])
+
+
+def all_rows(conn: Connection, dataset_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every sample of the dataset, in a stable order (image_path)."""
+    return conn.execute(
+        "SELECT * FROM verify_ai_ml_samples WHERE dataset_id = %s ORDER BY image_path",
+        (dataset_id,),
+    ).fetchall()
