@@ -95,6 +95,9 @@ def dataset(conn: Connection) -> Dataset:
 def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     """Environment for running the `modelyard` command against this test's database."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-    env.update(DATABASE_URL=db_url, MODELYARD_HOME=str(tmp_path / "home"),
-               MODELYARD_STORAGE_URL=str(tmp_path / "store"))
+    env.update(
+        DATABASE_URL=db_url,
+        MODELYARD_HOME=str(tmp_path / "home"),
+        MODELYARD_STORAGE_URL=str(tmp_path / "store"),
+    )
     return env

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import uuid
 
@@ -34,6 +35,7 @@ class ObjectStore:
         except (ValueError, ImportError) as exc:
             raise StorageError(f"cannot open object store '{url}': {exc}") from exc
         self._local = "file" in _protocols(self._fs)
+        self._made_dirs: set[str] = set()
 
     def blob_key(self, sha256: str) -> str:
         if not _SHA256.match(sha256):
@@ -41,7 +43,8 @@ class ObjectStore:
         return f"blobs/{sha256[:2]}/{sha256}"
 
     def has_blob(self, sha256: str) -> bool:
-        return bool(self._fs.exists(self._path(self.blob_key(sha256))))
+        path = self._path(self.blob_key(sha256))
+        return os.path.exists(path) if self._local else bool(self._fs.exists(path))
 
     def put_blob(self, data: bytes, sha256: str | None = None) -> str:
         """Store ``data`` under its sha256 (computed if not given); returns the sha256."""
@@ -85,15 +88,23 @@ class ObjectStore:
         path = self._path(key)
         try:
             if self._local:
-                # write-then-rename, so a reader never sees a partial file
-                self._fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-                tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-                self._fs.pipe_file(tmp, data)
-                self._fs.mv(tmp, path)
+                self._write_local(path, data)
             else:
                 self._fs.pipe_file(path, data)
         except OSError as exc:
             raise StorageError(f"object store {self.url}: cannot write '{key}': {exc}") from exc
+
+    def _write_local(self, path: str, data: bytes) -> None:
+        """Write-then-rename, so a reader never sees a partial file (plain os calls: the
+        local store is the ingest hot path)."""
+        folder = os.path.dirname(path)
+        if folder not in self._made_dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._made_dirs.add(folder)
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
 
 
 def _protocols(fs: object) -> tuple[str, ...]:

@@ -62,17 +62,29 @@ MALFORMED: dict[str, tuple[Callable[[CocoBuilder], Any], str]] = {
     "path with ..": (_traversal, "image_path"),
     "width mismatch": (lambda b: b.image("w.png", width=99), "width"),
     "height not positive": (lambda b: b.image("h.png", height=-5), "height"),
-    "bbox outside image": (lambda b: b.image("out.png", boxes=[(1, [50, 10, 30, 10])]),
-                           "objects[].bbox"),
-    "bbox without area": (lambda b: b.image("flat.png", boxes=[(2, [5, 5, 0, 10])]),
-                          "objects[].bbox"),
-    "bbox not four numbers": (lambda b: b.image("three.png", boxes=[(2, [5, 5, 10])]),
-                              "objects[].bbox"),
-    "class not in ontology": (lambda b: (b.categories.append({"id": 9, "name": "tram"}),
-                                         b.image("tram.png", boxes=[(9, [1, 1, 5, 5])])),
-                              "objects[].class"),
-    "unknown category id": (lambda b: b.image("cat.png", boxes=[(7, [1, 1, 5, 5])]),
-                            "annotations[].category_id"),
+    "bbox outside image": (
+        lambda b: b.image("out.png", boxes=[(1, [50, 10, 30, 10])]),
+        "objects[].bbox",
+    ),
+    "bbox without area": (
+        lambda b: b.image("flat.png", boxes=[(2, [5, 5, 0, 10])]),
+        "objects[].bbox",
+    ),
+    "bbox not four numbers": (
+        lambda b: b.image("three.png", boxes=[(2, [5, 5, 10])]),
+        "objects[].bbox",
+    ),
+    "class not in ontology": (
+        lambda b: (
+            b.categories.append({"id": 9, "name": "tram"}),
+            b.image("tram.png", boxes=[(9, [1, 1, 5, 5])]),
+        ),
+        "objects[].class",
+    ),
+    "unknown category id": (
+        lambda b: b.image("cat.png", boxes=[(7, [1, 1, 5, 5])]),
+        "annotations[].category_id",
+    ),
     "illegal split": (lambda b: b.image("split.png", split="val"), "split"),
     "illegal review_status": (lambda b: b.image("rev.png", review_status="ok"), "review_status"),
     "crop not normalised": (lambda b: b.image("crop1.png", crop=[10, 10, 50, 40]), "crop"),
@@ -80,8 +92,10 @@ MALFORMED: dict[str, tuple[Callable[[CocoBuilder], Any], str]] = {
     "duplicate image bytes": (_duplicate, "image_sha256"),
     "negative rating_count": (lambda b: b.image("rc.png", rating_count=-2), "rating_count"),
     "label_value not a number": (lambda b: b.image("lv.png", label_value="good"), "label_value"),
-    "augmented without type": (lambda b: b.image("aug.png", is_augmented=True),
-                               "augmentation_type"),
+    "augmented without type": (
+        lambda b: b.image("aug.png", is_augmented=True),
+        "augmentation_type",
+    ),
     "annotation for no image": (_orphan, "image_id"),
 }
 
@@ -108,8 +122,16 @@ def test_good_rows_are_stored_with_their_fields(
     conn: Connection, store: ObjectStore, dataset: Dataset, tmp_path: Path
 ) -> None:
     b = CocoBuilder(tmp_path / "src")
-    b.image("a.png", split="test", group_key="site-1", is_compliant=False, label_value=3.5,
-            rating_count=4, crop=[0.1, 0.2, 0.9, 0.8], metadata={"scenario": "night"})
+    b.image(
+        "a.png",
+        split="test",
+        group_key="site-1",
+        is_compliant=False,
+        label_value=3.5,
+        rating_count=4,
+        crop=[0.1, 0.2, 0.9, 0.8],
+        metadata={"scenario": "night"},
+    )
     _ingest(conn, store, dataset, b.write())
     (row,) = samples_db.all_rows(conn, dataset.id)
     assert (row["split"], row["group_key"], row["is_compliant"]) == ("test", "site-1", False)
@@ -152,7 +174,10 @@ def test_same_path_with_other_bytes_is_a_conflict(
 
 
 def test_nothing_is_half_written(
-    conn: Connection, store: ObjectStore, dataset: Dataset, tmp_path: Path,
+    conn: Connection,
+    store: ObjectStore,
+    dataset: Dataset,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     b = CocoBuilder(tmp_path / "src")
@@ -183,8 +208,11 @@ def test_ingest_needs_a_collecting_dataset(
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("{not json", "not valid JSON"), ("[]", "'images' list"),
-     ('{"images": [], "categories": [{"id": 1}]}', "categories\\[0\\]")],
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "'images' list"),
+        ('{"images": [], "categories": [{"id": 1}]}', "categories\\[0\\]"),
+    ],
 )
 def test_unreadable_file_raises(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "a.json"
@@ -203,14 +231,50 @@ def test_cli_reports_each_bad_record(
     b.image("badsplit.png", split="holdout")
     report_path = tmp_path / "report.json"
     result = subprocess.run(
-        [*MODELYARD, "ingest", "coco", str(b.write()), "--dataset", "cars",
-         "--report", str(report_path)],
-        env=cli_env, capture_output=True, text=True, check=False, cwd=tmp_path,
+        [
+            *MODELYARD,
+            "ingest",
+            "coco",
+            str(b.write()),
+            "--dataset",
+            "cars",
+            "--report",
+            str(report_path),
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
     )
     assert result.returncode == 3, result.stderr
     report = json.loads(report_path.read_text())
     bad = {(r["image_path"], r["field"]) for r in report["rejections"]}
-    assert bad == {("images/missing.png", "image_path"), ("images/outside.png", "objects[0].bbox"),
-                   ("images/badsplit.png", "split")}
+    assert bad == {
+        ("images/missing.png", "image_path"),
+        ("images/outside.png", "objects[0].bbox"),
+        ("images/badsplit.png", "split"),
+    }
     assert "rejected records" in result.stdout
     assert [r["image_path"] for r in samples_db.all_rows(conn, dataset.id)] == ["images/good.png"]
+
+
+def test_process_pool_path_gives_the_same_result(
+    conn: Connection,
+    store: ObjectStore,
+    dataset: Dataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelyard.datasets.ingest import run as run_mod
+
+    monkeypatch.setattr(run_mod, "PARALLEL_MIN_RECORDS", 1)
+    monkeypatch.setattr(run_mod.os, "cpu_count", lambda: 2)
+    b = CocoBuilder(tmp_path / "src")
+    for i in range(12):
+        b.image(f"{i}.png")
+    b.image("gone.png", write=False)
+    report = _ingest(conn, store, dataset, b.write())
+    assert (report.inserted, report.rejected_records) == (12, 1)
+    for row in samples_db.all_rows(conn, dataset.id):
+        assert store.has_blob(row["image_sha256"].strip())

@@ -41,7 +41,12 @@ def test_legal_transitions(conn: Connection, dataset: Dataset) -> None:
 
 @pytest.mark.parametrize(
     ("path", "target"),
-    [((), "training"), (("ready", "training"), "collecting"), (("archived",), "ready"), ((), "done")],
+    [
+        ((), "training"),
+        (("ready", "training"), "collecting"),
+        (("archived",), "ready"),
+        ((), "done"),
+    ],
 )
 def test_illegal_transitions_refused(
     conn: Connection, dataset: Dataset, path: tuple[str, ...], target: str

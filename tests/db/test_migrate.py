@@ -36,10 +36,18 @@ def test_applies_every_migration_once(empty_db_url: str, migrations_dir: Path) -
     assert second == []
     assert {s.state for s in states} == {"applied"}
     design_tables = {
-        "verify_ai_policies", "verify_ai_ml_datasets", "verify_ai_ml_samples",
-        "verify_ai_ml_jobs", "verify_ai_ml_models", "verify_ai_model_bundles",
-        "verify_ai_model_reference_stats", "verify_ai_bundle_events", "model_training_runs",
-        "model_training_snapshot_labels", "verify_ai_api_keys", "schema_migrations",
+        "verify_ai_policies",
+        "verify_ai_ml_datasets",
+        "verify_ai_ml_samples",
+        "verify_ai_ml_jobs",
+        "verify_ai_ml_models",
+        "verify_ai_model_bundles",
+        "verify_ai_model_reference_stats",
+        "verify_ai_bundle_events",
+        "model_training_runs",
+        "model_training_snapshot_labels",
+        "verify_ai_api_keys",
+        "schema_migrations",
     }
     assert design_tables <= _tables(empty_db_url)
 
@@ -50,9 +58,11 @@ def test_edited_applied_migration_is_refused(empty_db_url: str, migrations_dir: 
         edited = migrations_dir / "0002_create_samples_and_ingests.sql"
         edited.write_text(edited.read_text() + "\n-- a quiet edit\n")
         (migrations_dir / "0099_add_extra.sql").write_text("CREATE TABLE extra (id int);")
-        with pytest.raises(MigrationChecksumError, match="0002_create_samples_and_ingests.sql"):
+        with pytest.raises(MigrationChecksumError, match=r"0002_create_samples_and_ingests\.sql"):
             migrate.migrate(conn, migrate.discover(migrations_dir))
-        states = {s.version: s.state for s in migrate.status(conn, migrate.discover(migrations_dir))}
+        states = {
+            s.version: s.state for s in migrate.status(conn, migrate.discover(migrations_dir))
+        }
     assert states["0002"] == "edited"
     assert states["0099"] == "pending"
     assert "extra" not in _tables(empty_db_url), "nothing may run once the history is wrong"
@@ -73,7 +83,7 @@ def test_failed_migration_rolls_back(empty_db_url: str, tmp_path: Path) -> None:
     (folder / "0001_create_a.sql").write_text("CREATE TABLE a (id int);")
     (folder / "0002_create_b.sql").write_text("CREATE TABLE b (id int); SELECT * FROM nowhere;")
     with connection.connect(empty_db_url) as conn:
-        with pytest.raises(MigrationError, match="0002_create_b.sql failed and was rolled back"):
+        with pytest.raises(MigrationError, match=r"0002_create_b\.sql failed and was rolled back"):
             migrate.migrate(conn, migrate.discover(folder))
         states = {s.version: s.state for s in migrate.status(conn, migrate.discover(folder))}
     assert states == {"0001": "applied", "0002": "pending"}
@@ -99,12 +109,13 @@ def test_missing_file_and_out_of_order_are_refused(empty_db_url: str, tmp_path: 
 @pytest.mark.parametrize("name", ["1_create_a.sql", "0001-create-a.sql", "0001_Create_A.sql"])
 def test_badly_named_file_is_refused(tmp_path: Path, name: str) -> None:
     (tmp_path / name).write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_<verb>_<object>.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_<verb>_<object>\.sql"):
         migrate.discover(tmp_path)
 
 
 def test_require_current_names_pending(empty_db_url: str) -> None:
-    with connection.connect(empty_db_url) as conn, pytest.raises(
-        MigrationError, match="run `modelyard db migrate`"
+    with (
+        connection.connect(empty_db_url) as conn,
+        pytest.raises(MigrationError, match="run `modelyard db migrate`"),
     ):
         migrate.require_current(conn, migrate.discover(migrate.default_migrations_dir()))

@@ -16,8 +16,13 @@ SHA = "a" * 64
 
 
 def _insert(conn: Connection, owner: object, **overrides: object) -> None:
-    row: dict[str, object] = {"dataset_id": owner, "image_path": "a.png",
-                              "image_sha256": SHA, "width": 10, "height": 10}
+    row: dict[str, object] = {
+        "dataset_id": owner,
+        "image_path": "a.png",
+        "image_sha256": SHA,
+        "width": 10,
+        "height": 10,
+    }
     row.update(overrides)
     cols = ", ".join(row)
     marks = ", ".join(["%s"] * len(row))
@@ -33,8 +38,10 @@ def _insert(conn: Connection, owner: object, **overrides: object) -> None:
         ({"image_path": "../a.png"}, psycopg.errors.CheckViolation),
         ({"width": 0}, psycopg.errors.CheckViolation),
         ({"image_sha256": "xyz"}, psycopg.errors.CheckViolation),
-        ({"crop_x1": 0.5, "crop_y1": 0.1, "crop_x2": 0.4, "crop_y2": 0.9},
-         psycopg.errors.CheckViolation),
+        (
+            {"crop_x1": 0.5, "crop_y1": 0.1, "crop_x2": 0.4, "crop_y2": 0.9},
+            psycopg.errors.CheckViolation,
+        ),
         ({"crop_x1": 0.1}, psycopg.errors.CheckViolation),
         ({"rating_count": -1}, psycopg.errors.CheckViolation),
         ({"dataset_id": uuid.uuid4()}, psycopg.errors.ForeignKeyViolation),

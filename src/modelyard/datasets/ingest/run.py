@@ -2,22 +2,25 @@
 
 Order of work, so that nothing is half-written:
 1. read the whole source (a file that cannot be read at all raises ``IngestError``);
-2. check every record's fields, then read and decode every image (in a thread pool);
+2. check every record's fields, read and decode every image, and put the images of the
+   clean records into the object store (content-addressed, so a crash leaves only
+   unreferenced blobs) — in a process pool for large sources;
 3. compare with what the dataset already holds: the same path with the same bytes is
    ``unchanged`` (re-running an ingest adds nothing), a known image under another path is a
    duplicate, the same path with other bytes is a conflict;
-4. put the accepted images into the object store (content-addressed, so a crash here
-   leaves only unreferenced blobs);
-5. insert the samples and the ingest record in one transaction.
+4. insert the samples and the ingest record in one transaction.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
+import multiprocessing
 import os
 import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +42,9 @@ from modelyard.storage import ObjectStore
 log = logging.getLogger(__name__)
 
 _INDEX = re.compile(r"\[\d+\]")
+# Below this many records a process pool costs more than it saves.
+PARALLEL_MIN_RECORDS = 500
+MAX_WORKERS = 8
 
 
 def _read_yolo(path: Path, images_dir: Path | None) -> Source:
@@ -118,10 +124,8 @@ def run_ingest(
             f"dataset '{dataset.name}' is {dataset.status}; ingest needs it collecting "
             f"(modelyard dataset set-status {dataset.name} collecting)"
         )
-    checked = _check_all(source.records, dataset.classes)
+    checked = _check_all(source.records, dataset.classes, store)
     new_samples = _against_dataset(conn, dataset, checked, report)
-    for _rec, facts in checked.accepted:
-        store.put_blob(facts.data, facts.sha256)
     with conn.transaction():
         report.inserted = samples_db.insert_many(conn, dataset.id, new_samples)
         rejections = [*source.orphans, *checked.rejections]
@@ -153,23 +157,46 @@ def run_ingest(
     return report
 
 
-def _check_all(records: list[SourceRecord], classes: tuple[str, ...]) -> _Checked:
-    """Field checks, then image reads (in threads) and image-dependent checks."""
+def _check_all(
+    records: list[SourceRecord], classes: tuple[str, ...], store: ObjectStore
+) -> _Checked:
+    """Check every record and store the images of the clean ones, on every core."""
     out = _Checked()
-    workers = min(8, 2 * (os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for rec, problems, facts in pool.map(lambda r: _check_one(r, classes), records):
-            if problems or facts is None:
-                out.rejections.extend(problems)
-                out.rejected_records += 1
-            else:
-                out.accepted.append((rec, facts))
+    work = functools.partial(_check_and_store, classes=classes, store=store)
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    results: Iterable[tuple[SourceRecord, list[Rejection], ImageFacts | None]]
+    if workers == 1 or len(records) < PARALLEL_MIN_RECORDS:
+        results = map(work, records)
+        _collect(results, out)
+        return out
+    # fork: workers start in milliseconds and inherit the imports; they touch no connection
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        chunk = max(1, len(records) // (workers * 8))
+        _collect(pool.map(work, records, chunksize=chunk), out)
     return out
 
 
-def _check_one(
-    rec: SourceRecord, classes: tuple[str, ...]
+def _collect(
+    results: Iterable[tuple[SourceRecord, list[Rejection], ImageFacts | None]], out: _Checked
+) -> None:
+    for rec, problems, facts in results:
+        if problems or facts is None:
+            out.rejections.extend(problems)
+            out.rejected_records += 1
+        else:
+            out.accepted.append((rec, facts))
+
+
+def _check_and_store(
+    rec: SourceRecord, classes: tuple[str, ...], store: ObjectStore
 ) -> tuple[SourceRecord, list[Rejection], ImageFacts | None]:
+    """All checks of one record; a clean record's image goes into the store at once.
+
+    Storing before the dataset comparison can leave an unreferenced blob (an image whose
+    path turns out to conflict), never a row without its image. The bytes are not sent
+    back to the parent process.
+    """
     problems = checks.field_problems(rec, classes)
     if checks.path_problem(rec.image_path) is not None:
         return rec, problems, None
@@ -177,7 +204,10 @@ def _check_one(
     if isinstance(result, tuple):
         return rec, [*problems, rec.reject("image_path", *result)], None
     problems.extend(checks.image_problems(rec, result))
-    return rec, problems, result
+    if problems:
+        return rec, problems, None
+    store.put_blob(result.data, result.sha256)
+    return rec, problems, dataclasses.replace(result, data=b"")
 
 
 def _against_dataset(
