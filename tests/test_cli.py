@@ -77,4 +77,10 @@ def test_demo_flow_on_embedded_postgres(embedded_env: dict[str, str], tmp_path: 
     assert illegal.returncode == 1
     assert "cannot go from collecting to training" in illegal.stderr
     assert "ready" in illegal.stderr
+    shown = _run(embedded_env, tmp_path, "dataset", "show", "demo-policy/demo")
+    assert "samples  30" in shown.stdout and "can go to  archived, ready" in shown.stdout
+    listed = _run(embedded_env, tmp_path, "dataset", "list")
+    assert "demo-policy" in listed.stdout and "30" in listed.stdout
+    url = _run(embedded_env, tmp_path, "db", "url")
+    assert url.stdout.startswith("postgresql://") and "modelyard" in url.stdout
     assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()

@@ -22,13 +22,16 @@ from modelyard.datasets import synthetic
 from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
 from modelyard.db import connection, migrate
 from modelyard.db import datasets as datasets_db
+from modelyard.db import samples as samples_db
 from modelyard.db.connection import Connection
 from modelyard.errors import ModelyardError, NotFoundError
 from modelyard.storage import ObjectStore
 
 log = logging.getLogger("modelyard")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Piped output (logs, CI) gets wide tables instead of rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 160)
+out = Console(highlight=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False, width=_WIDTH)
 
 app = typer.Typer(
     help="modelyard: labelled photos -> gated, multi-format model bundles.",
@@ -191,7 +194,7 @@ def dataset_show(dataset: Annotated[str, typer.Argument(help="Name, policy/name 
     with _conn() as conn:
         ds = datasets_db.find(conn, dataset)
         allowed = datasets_db.allowed_transitions(conn, ds.status)
-        report = inspect_mod.build_report(conn, _store(), ds, first=0)
+        n_samples = samples_db.count(conn, ds.id)
     for key, value in (
         ("id", ds.id),
         ("policy", ds.policy_id),
@@ -200,7 +203,7 @@ def dataset_show(dataset: Annotated[str, typer.Argument(help="Name, policy/name 
         ("can go to", ", ".join(allowed) or "nothing"),
         ("classes", ", ".join(ds.classes)),
         ("ontology", ds.ontology_version),
-        ("samples", report["samples"]),
+        ("samples", n_samples),
         ("created", ds.created_at),
         ("updated", ds.updated_at),
     ):
