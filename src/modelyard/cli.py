@@ -18,7 +18,6 @@ from rich.table import Table
 
 from modelyard.config import Settings
 from modelyard.datasets import inspect as inspect_mod
-from modelyard.datasets import synthetic
 from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
 from modelyard.db import connection, migrate
 from modelyard.db import datasets as datasets_db
@@ -325,6 +324,8 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Generate the seeded demo detection dataset (COCO json + JPEG images)."""
+    from modelyard.datasets import synthetic  # numpy and scikit-learn: only for this command
+
     cfg = synthetic.DemoConfig(count=count, size=size, seed=seed)
     path = synthetic.generate(out_dir, cfg)
     out.print(f"wrote {count} images ({size}x{size}, seed {seed}) and {path}")
