@@ -87,7 +87,10 @@ def discover(directory: Path) -> list[Migration]:
 
 
 def _applied(conn: Connection) -> dict[str, dict[str, object]]:
-    conn.execute(BOOTSTRAP)
+    """The recorded migrations; read-only (an unmigrated database has none)."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()
+    if exists is None or exists["t"] is None:
+        return {}
     rows = conn.execute(
         "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version"
     ).fetchall()
@@ -96,8 +99,7 @@ def _applied(conn: Connection) -> dict[str, dict[str, object]]:
 
 def status(conn: Connection, migrations: list[Migration]) -> list[MigrationState]:
     """Each migration's state, files and database together, in version order."""
-    with conn.transaction():
-        applied = _applied(conn)
+    applied = _applied(conn)
     by_version = {m.version: m for m in migrations}
     states: list[MigrationState] = []
     for version in sorted(set(applied) | set(by_version)):
@@ -152,8 +154,8 @@ def migrate(conn: Connection, migrations: list[Migration]) -> list[Migration]:
     """Apply the pending migrations in order; returns those applied (empty when up to date)."""
     conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     try:
-        with conn.transaction():
-            applied = _applied(conn)
+        conn.execute(BOOTSTRAP)
+        applied = _applied(conn)
         _check_history(applied, migrations)
         done: list[Migration] = []
         for mig in migrations:

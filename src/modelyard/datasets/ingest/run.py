@@ -164,10 +164,8 @@ def _check_all(
     out = _Checked()
     work = functools.partial(_check_and_store, classes=classes, store=store)
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    results: Iterable[tuple[SourceRecord, list[Rejection], ImageFacts | None]]
     if workers == 1 or len(records) < PARALLEL_MIN_RECORDS:
-        results = map(work, records)
-        _collect(results, out)
+        _collect(map(work, records), out)
         return out
     # fork: workers start in milliseconds and inherit the imports; they touch no connection
     context = multiprocessing.get_context("fork")
@@ -216,13 +214,11 @@ def _against_dataset(
     """Sort accepted records into new, unchanged, duplicates and path conflicts."""
     existing = samples_db.sha_by_path(conn, dataset.id)
     path_of_sha = {sha: path for path, sha in existing.items()}
-    keep: list[tuple[SourceRecord, ImageFacts]] = []
     new: list[NewSample] = []
     for rec, facts in checked.accepted:
         known_sha = existing.get(rec.image_path)
         if known_sha == facts.sha256:
             report.unchanged += 1
-            keep.append((rec, facts))
             continue
         if known_sha is not None:
             problem = rec.reject(
@@ -241,12 +237,10 @@ def _against_dataset(
         else:
             path_of_sha[facts.sha256] = rec.image_path
             existing[rec.image_path] = facts.sha256
-            keep.append((rec, facts))
             new.append(checks.to_sample(rec, facts))
             continue
         checked.rejections.append(problem)
         checked.rejected_records += 1
-    checked.accepted = keep
     return new
 
 
