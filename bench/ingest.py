@@ -61,6 +61,18 @@ def make_source(root: Path, n: int, side: int) -> Path:
     return path
 
 
+def file_create_ms(folder: Path, n: int = 2000) -> float:
+    """The disk's cost of creating one small file, ms: the floor under any per-image store."""
+    folder.mkdir()
+    payload = b"x" * 1024
+    start = time.perf_counter()
+    for i in range(n):
+        (folder / str(i)).write_bytes(payload)
+    ms = (time.perf_counter() - start) * 1000 / n
+    shutil.rmtree(folder)
+    return ms
+
+
 def fresh_dataset(admin_url: str, name: str) -> tuple[Connection, Dataset]:
     connection.ensure_database(admin_url, name)
     conn = connection.connect(connection.with_database(admin_url, name))
@@ -119,6 +131,7 @@ def main() -> None:
             f"generated {args.records} records with {side}x{side} PNG images in "
             f"{time.perf_counter() - t0:.1f} s"
         )
+        print(f"this disk creates a small file in {file_create_ms(work / 'probe'):.3f} ms")
         from pgserver.postgres_server import get_server
 
         server = get_server(work / "pg", cleanup_mode="stop")

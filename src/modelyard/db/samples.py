@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,13 +78,12 @@ def _copy_row(s: NewSample) -> tuple[Any, ...]:
     )
 
 
-def insert_many(conn: Connection, dataset_id: uuid.UUID, samples: Sequence[NewSample]) -> int:
+def insert_many(conn: Connection, dataset_id: uuid.UUID, samples: Iterable[NewSample]) -> int:
     """Insert samples with one COPY; rows whose (dataset, image_path) exists are skipped.
 
-    Returns the number inserted. Call inside the caller's transaction.
+    ``samples`` may be a generator: rows stream into the COPY as it yields them. Returns the
+    number inserted. Call inside the caller's transaction.
     """
-    if not samples:
-        return 0
     columns = ", ".join(_COPY_COLUMNS)
     # A constraint-free staging table of the same column types; the real table's
     # constraints apply at the INSERT ... SELECT, where ON CONFLICT can skip known paths.

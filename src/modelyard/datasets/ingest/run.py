@@ -1,25 +1,26 @@
-"""One ingest: read a source, check every record, then write the good ones in one transaction.
+"""One ingest: read a source, check every record, write the good ones in one transaction.
 
 Order of work, so that nothing is half-written:
 1. read the whole source (a file that cannot be read at all raises ``IngestError``);
-2. check every record's fields, read and decode every image, and put the images of the
-   clean records into the object store (content-addressed, so a crash leaves only
-   unreferenced blobs) — in a process pool for large sources;
-3. compare with what the dataset already holds: the same path with the same bytes is
-   ``unchanged`` (re-running an ingest adds nothing), a known image under another path is a
-   duplicate, the same path with other bytes is a conflict;
-4. insert the samples and the ingest record in one transaction.
-"""
+2. open one transaction; check every record's fields, read and decode every image, and put
+   the images of the clean records into the object store (content-addressed, so a crash
+   leaves only unreferenced blobs) — in a process pool for large sources;
+3. as each result comes back, compare it with what the dataset already holds: the same path
+   with the same bytes is ``unchanged`` (re-running an ingest adds nothing), a known image
+   under another path is a duplicate, the same path with other bytes is a conflict; new
+   samples stream straight into the COPY;
+4. record the ingest and commit. Until then no row is visible; any error rolls it all back."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import multiprocessing
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -103,11 +104,17 @@ def read_source(source_format: str, path: Path, images_dir: Path | None = None) 
     return reader(path, images_dir)
 
 
+_Result = tuple[SourceRecord, list[Rejection], ImageFacts | None]
+
+
 @dataclass(kw_only=True)
-class _Checked:
-    accepted: list[tuple[SourceRecord, ImageFacts]] = field(default_factory=list)
+class _Rejected:
     rejections: list[Rejection] = field(default_factory=list)
-    rejected_records: int = 0
+    records: int = 0
+
+    def add(self, problems: Iterable[Rejection]) -> None:
+        self.rejections.extend(problems)
+        self.records += 1
 
 
 def run_ingest(
@@ -117,21 +124,27 @@ def run_ingest(
     source: Source,
     report: IngestReport,
 ) -> IngestReport:
-    """Check ``source`` against ``dataset`` and write its good records; fills ``report``."""
+    """Check ``source`` against ``dataset`` and write its good records; fills ``report``.
+
+    Checked records stream into the COPY as they come back from the workers, inside one
+    transaction: nothing is visible to anyone until every record has been checked, and any
+    error rolls the whole ingest back.
+    """
     started = datetime.now(UTC)
     if dataset.status != "collecting":
         raise StateError(
             f"dataset '{dataset.name}' is {dataset.status}; ingest needs it collecting "
             f"(modelyard dataset set-status {dataset.name} collecting)"
         )
-    checked = _check_all(source.records, dataset.classes, store)
-    new_samples = _against_dataset(conn, dataset, checked, report)
-    with conn.transaction():
+    rejected = _Rejected()
+    with conn.transaction(), _checked(source.records, dataset.classes, store) as results:
+        existing = samples_db.sha_by_path(conn, dataset.id)
+        new_samples = _against_dataset(results, existing, rejected, report)
         report.inserted = samples_db.insert_many(conn, dataset.id, new_samples)
-        rejections = [*source.orphans, *checked.rejections]
+        rejections = [*source.orphans, *rejected.rejections]
         report.records_seen = len(source.records)
         report.rejections = rejections
-        report.rejected_records = checked.rejected_records
+        report.rejected_records = rejected.records
         ingests_db.record(
             conn,
             ingests_db.IngestRun(
@@ -157,33 +170,28 @@ def run_ingest(
     return report
 
 
-def _check_all(
+@contextlib.contextmanager
+def _checked(
     records: list[SourceRecord], classes: tuple[str, ...], store: ObjectStore
-) -> _Checked:
-    """Check every record and store the images of the clean ones, on every core."""
-    out = _Checked()
+) -> Iterator[Iterator[_Result]]:
+    """Check every record and store the images of the clean ones, on every core.
+
+    Yields the results in source order, each as soon as it is ready.
+    """
     work = functools.partial(_check_and_store, classes=classes, store=store)
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     if workers == 1 or len(records) < PARALLEL_MIN_RECORDS:
-        _collect(map(work, records), out)
-        return out
+        yield map(work, records)
+        return
     # fork: workers start in milliseconds and inherit the imports; they touch no connection
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         chunk = max(1, len(records) // (workers * 8))
-        _collect(pool.map(work, records, chunksize=chunk), out)
-    return out
-
-
-def _collect(
-    results: Iterable[tuple[SourceRecord, list[Rejection], ImageFacts | None]], out: _Checked
-) -> None:
-    for rec, problems, facts in results:
-        if problems or facts is None:
-            out.rejections.extend(problems)
-            out.rejected_records += 1
-        else:
-            out.accepted.append((rec, facts))
+        try:
+            yield pool.map(work, records, chunksize=chunk)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def _check_and_store(
@@ -209,13 +217,20 @@ def _check_and_store(
 
 
 def _against_dataset(
-    conn: Connection, dataset: Dataset, checked: _Checked, report: IngestReport
-) -> list[NewSample]:
-    """Sort accepted records into new, unchanged, duplicates and path conflicts."""
-    existing = samples_db.sha_by_path(conn, dataset.id)
+    results: Iterable[_Result],
+    existing: dict[str, str],
+    rejected: _Rejected,
+    report: IngestReport,
+) -> Iterator[NewSample]:
+    """Yield the new samples; sort the rest into rejected, unchanged, duplicates and conflicts.
+
+    ``existing`` maps the dataset's image paths to their sha256 and grows as records pass.
+    """
     path_of_sha = {sha: path for path, sha in existing.items()}
-    new: list[NewSample] = []
-    for rec, facts in checked.accepted:
+    for rec, problems, facts in results:
+        if problems or facts is None:
+            rejected.add(problems)
+            continue
         known_sha = existing.get(rec.image_path)
         if known_sha == facts.sha256:
             report.unchanged += 1
@@ -237,11 +252,9 @@ def _against_dataset(
         else:
             path_of_sha[facts.sha256] = rec.image_path
             existing[rec.image_path] = facts.sha256
-            new.append(checks.to_sample(rec, facts))
+            yield checks.to_sample(rec, facts)
             continue
-        checked.rejections.append(problem)
-        checked.rejected_records += 1
-    return new
+        rejected.add([problem])
 
 
 def _fold_index(name: str) -> str:
