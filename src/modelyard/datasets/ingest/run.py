@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import multiprocessing
 import os
@@ -178,20 +177,55 @@ def _checked(
 
     Yields the results in source order, each as soon as it is ready.
     """
-    work = functools.partial(_check_and_store, classes=classes, store=store)
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     if workers == 1 or len(records) < PARALLEL_MIN_RECORDS:
-        yield map(work, records)
+        yield (_check_and_store(rec, classes, store) for rec in records)
         return
-    # fork: workers start in milliseconds and inherit the imports; they touch no connection
+    # fork: workers start in milliseconds and inherit the imports and the records (nothing is
+    # pickled on the way in); only index ranges go out and small results come back. The
+    # workers touch no database connection.
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        chunk = max(1, len(records) // (workers * 8))
+    chunk = max(1, len(records) // (workers * 16))
+    ranges = [(i, min(i + chunk, len(records))) for i in range(0, len(records), chunk)]
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(records, classes, store),
+    ) as pool:
         try:
-            yield pool.map(work, records, chunksize=chunk)
+            yield _in_order(records, pool.map(_check_range, ranges))
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
+
+
+_worker_job: tuple[list[SourceRecord], tuple[str, ...], ObjectStore] | None = None
+
+
+def _init_worker(records: list[SourceRecord], classes: tuple[str, ...], store: ObjectStore) -> None:
+    global _worker_job  # one job per forked worker process
+    _worker_job = (records, classes, store)
+
+
+def _check_range(bounds: tuple[int, int]) -> list[tuple[int, list[Rejection], ImageFacts | None]]:
+    if _worker_job is None:
+        raise RuntimeError("ingest worker started without _init_worker")
+    records, classes, store = _worker_job
+    out = []
+    for i in range(*bounds):
+        _, problems, facts = _check_and_store(records[i], classes, store)
+        out.append((i, problems, facts))
+    return out
+
+
+def _in_order(
+    records: list[SourceRecord],
+    chunks: Iterable[list[tuple[int, list[Rejection], ImageFacts | None]]],
+) -> Iterator[_Result]:
+    for chunk in chunks:
+        for i, problems, facts in chunk:
+            yield records[i], problems, facts
 
 
 def _check_and_store(
