@@ -101,3 +101,31 @@ def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
         MODELYARD_STORAGE_URL=str(tmp_path / "store"),
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def demo_coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo source (COCO json + images), generated once per test session."""
+    from modelyard.datasets import synthetic
+
+    out = tmp_path_factory.mktemp("demo")
+    return synthetic.generate(out, synthetic.DemoConfig(count=120, size=64, seed=3))
+
+
+DEMO_STRATIFY = ("class", "stream", "road_type", "scenario")
+
+
+@pytest.fixture
+def demo_dataset(conn: Connection, store: ObjectStore, demo_coco: Path) -> Dataset:
+    """The small demo source ingested into a fresh dataset and split 70/15/15 (seed 0)."""
+    from modelyard.datasets import splits
+    from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
+
+    ds = datasets_db.create(
+        conn, policy_id="demo-policy", name="demo", classes=["car", "person", "sign"]
+    )
+    report = IngestReport(dataset="demo", source_format="coco", source_path=str(demo_coco))
+    run_ingest(conn, store, ds, read_source("coco", demo_coco), report)
+    request = splits.SplitRequest(ratios=(0.7, 0.15, 0.15), seed=0)
+    splits.split_dataset(conn, ds, request, DEMO_STRATIFY)
+    return ds

@@ -18,12 +18,13 @@ from rich.table import Table
 
 from modelyard.config import Settings
 from modelyard.datasets import inspect as inspect_mod
+from modelyard.datasets import splits
 from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
 from modelyard.db import connection, migrate
 from modelyard.db import datasets as datasets_db
 from modelyard.db import samples as samples_db
 from modelyard.db.connection import Connection
-from modelyard.errors import ModelyardError, NotFoundError
+from modelyard.errors import ModelyardError, NotFoundError, StateError
 from modelyard.storage import ObjectStore
 
 log = logging.getLogger("modelyard")
@@ -237,6 +238,34 @@ def dataset_inspect(
     out.print(f"\nreport: {path}")
 
 
+@dataset_app.command("split")
+def dataset_split(
+    dataset: Annotated[str, typer.Argument(help="Name, policy/name or id.")],
+    ratios: Annotated[str, typer.Option(help="train,validation,test shares.")] = "0.7,0.15,0.15",
+    seed: Annotated[
+        int, typer.Option(help="Breaks ties between groups; same seed, same split.")
+    ] = 0,
+    by: Annotated[str, typer.Option(help="What must not straddle splits.")] = "group_key",
+    stratify: Annotated[
+        str, typer.Option(help="Comma list: class, is_compliant, or metadata keys; 'none'.")
+    ] = "class",
+    reassign: Annotated[bool, typer.Option(help="Re-split samples that have a split.")] = False,
+    report: Annotated[Path | None, typer.Option(help="JSON report path.")] = None,
+) -> None:
+    """Assign train/validation/test by group, balanced by class, deterministically."""
+    if by != "group_key":
+        raise StateError(f"--by '{by}': only group_key is supported; set group_key at ingest")
+    keys = [] if stratify == "none" else [k.strip() for k in stratify.split(",") if k.strip()]
+    request = splits.SplitRequest(ratios=splits.parse_ratios(ratios), seed=seed, reassign=reassign)
+    with _conn() as conn:
+        ds = datasets_db.find(conn, dataset)
+        _, summary = splits.split_dataset(conn, ds, request, keys)
+    path = report or Path("reports") / f"split_{ds.name}.json"
+    _write_json(path, summary)
+    _print_split(summary)
+    out.print(f"report: {path}")
+
+
 # ------------------------------------------------------------------ ingest
 
 
@@ -361,6 +390,23 @@ def _print_ingest(report: IngestReport) -> None:
     out.print(detail)
     if len(report.rejections) > 30:
         out.print(f"... and {len(report.rejections) - 30} more in the JSON report")
+
+
+def _print_split(summary: dict[str, Any]) -> None:
+    out.print(
+        f"[bold]split {summary['dataset']}[/] ratios {summary['ratios']} seed {summary['seed']}: "
+        f"{summary['changed']} samples changed split, "
+        f"{summary['held_out_augmented']} augmented samples held out of test"
+    )
+    table = Table("split", "samples", "groups", "label balance (count, share of the label)")
+    for name in ("train", "validation", "test"):
+        part = summary["splits"][name]
+        labels = ", ".join(
+            f"{k} {v['count']} ({v['share']:.0%})" for k, v in part["labels"].items()
+        )
+        table.add_row(name, str(part["samples"]), str(part["groups"]), labels)
+    table.add_row("unassigned", str(summary["splits"]["unassigned"]["samples"]), "", "")
+    out.print(table)
 
 
 def _print_inspection(data: dict[str, Any]) -> None:

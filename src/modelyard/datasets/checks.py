@@ -254,6 +254,7 @@ def to_sample(rec: SourceRecord, facts: ImageFacts) -> NewSample:
     return NewSample(
         image_path=rec.image_path,
         image_sha256=facts.sha256,
+        image_dhash=facts.dhash,
         width=facts.width,
         height=facts.height,
         objects=objects,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ class NewSample:
     image_sha256: str
     width: int
     height: int
+    image_dhash: str | None = None
     objects: list[dict[str, Any]] = field(default_factory=list)
     is_compliant: bool | None = None
     split: str | None = None
@@ -36,6 +37,7 @@ class NewSample:
 _COPY_COLUMNS = (
     "image_path",
     "image_sha256",
+    "image_dhash",
     "width",
     "height",
     "is_compliant",
@@ -61,6 +63,7 @@ def _copy_row(s: NewSample) -> tuple[Any, ...]:
     return (
         s.image_path,
         s.image_sha256,
+        s.image_dhash,
         s.width,
         s.height,
         s.is_compliant,
@@ -128,3 +131,43 @@ def all_rows(conn: Connection, dataset_id: uuid.UUID) -> list[dict[str, Any]]:
         "SELECT * FROM verify_ai_ml_samples WHERE dataset_id = %s ORDER BY image_path",
         (dataset_id,),
     ).fetchall()
+
+
+def split_rows(
+    conn: Connection, dataset_id: uuid.UUID, metadata_keys: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """What a split needs of each sample: ids, group, split, augmentation, labels.
+
+    ``classes`` is the list of object classes (one entry per object); ``meta`` holds the
+    values of ``metadata_keys`` in that order.
+    """
+    return conn.execute(
+        "SELECT id::text AS id, image_path, group_key, split, is_augmented, is_compliant, "
+        "metadata ->> 'augmented_from' AS augmented_from, "
+        "ARRAY(SELECT o ->> 'class' FROM jsonb_array_elements(annotations -> 'objects') o) "
+        "AS classes, "
+        "ARRAY(SELECT metadata ->> k FROM unnest(%s::text[]) WITH ORDINALITY AS t(k, n) "
+        "ORDER BY n) AS meta "
+        "FROM verify_ai_ml_samples WHERE dataset_id = %s ORDER BY image_path",
+        (list(metadata_keys), dataset_id),
+    ).fetchall()
+
+
+def write_splits(
+    conn: Connection, dataset_id: uuid.UUID, assignment: Mapping[str, str | None]
+) -> int:
+    """Set ``split`` for the given sample ids (COPY + one UPDATE); returns rows changed.
+
+    Call inside the caller's transaction.
+    """
+    conn.execute("CREATE TEMP TABLE incoming_splits (id uuid, split text) ON COMMIT DROP")
+    with conn.cursor().copy("COPY incoming_splits (id, split) FROM STDIN") as copy:
+        for sample_id, split in assignment.items():
+            copy.write_row((sample_id, split))
+    cur = conn.execute(
+        "UPDATE verify_ai_ml_samples s SET split = i.split FROM incoming_splits i "
+        "WHERE s.id = i.id AND s.dataset_id = %s AND s.split IS DISTINCT FROM i.split",
+        (dataset_id,),
+    )
+    conn.execute("DROP TABLE incoming_splits")
+    return cur.rowcount
