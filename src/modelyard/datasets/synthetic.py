@@ -52,6 +52,8 @@ class _Camera:
     group_key: str
     photo: int
     centre: tuple[int, int]
+    side: int
+    mirrored: bool
     stream: str
     road_type: str
 
@@ -63,19 +65,33 @@ def _photos() -> list[np.ndarray]:
 
 
 def _cameras(cfg: DemoConfig, photos: list[np.ndarray]) -> list[_Camera]:
+    """Cameras take turns over the photographs and each gets its own tile of a grid laid over
+    its photograph, mirrored or not: different cameras see different scenes (a group-aware
+    split then has no near-duplicates to leak), while one camera's frames resemble each other."""
     rng = np.random.default_rng([cfg.seed, 1_000_000])
+    n_cams = cfg.sites * cfg.cameras_per_site
+    per_photo = -(-n_cams // len(photos))
+    cols = int(np.ceil(np.sqrt(per_photo * 1.5)))
+    rows = -(-per_photo // cols)
+    tiles = [list(rng.permutation(rows * cols)) for _ in photos]
     cams = []
     for site in range(cfg.sites):
         road = ROAD_TYPES[site % len(ROAD_TYPES)]
         for cam in range(cfg.cameras_per_site):
-            photo = int(rng.integers(len(photos)))
+            index = site * cfg.cameras_per_site + cam
+            photo = index % len(photos)
             h, w = photos[photo].shape[:2]
-            centre = (int(rng.integers(w // 4, 3 * w // 4)), int(rng.integers(h // 4, 3 * h // 4)))
+            tile = int(tiles[photo].pop())
+            r, c = divmod(tile, cols)
+            side = min(h // rows, w // cols)
+            centre = (int((c + 0.5) * w / cols), int((r + 0.5) * h / rows))
             cams.append(
                 _Camera(
                     group_key=f"site-{site:02d}/cam-{cam}",
                     photo=photo,
                     centre=centre,
+                    side=side,
+                    mirrored=bool(rng.random() < 0.5),
                     stream=STREAMS[cam % len(STREAMS)],
                     road_type=road,
                 )
@@ -87,11 +103,16 @@ def _background(
     photo: np.ndarray, cam: _Camera, size: int, rng: np.random.Generator
 ) -> Image.Image:
     h, w = photo.shape[:2]
-    side = int(rng.integers(min(h, w) // 3, min(h, w) // 2))
-    cx = int(np.clip(cam.centre[0] + rng.integers(-20, 21), side // 2, w - side // 2))
-    cy = int(np.clip(cam.centre[1] + rng.integers(-20, 21), side // 2, h - side // 2))
+    side = int(cam.side * rng.uniform(0.85, 1.0))
+    jitter = max(1, cam.side // 12)
+    cx = int(np.clip(cam.centre[0] + rng.integers(-jitter, jitter + 1), side // 2, w - side // 2))
+    cy = int(np.clip(cam.centre[1] + rng.integers(-jitter, jitter + 1), side // 2, h - side // 2))
     crop = photo[cy - side // 2 : cy + side // 2, cx - side // 2 : cx + side // 2]
-    return Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR)
+    if cam.mirrored:
+        crop = crop[:, ::-1]
+    return Image.fromarray(np.ascontiguousarray(crop)).resize(
+        (size, size), Image.Resampling.BILINEAR
+    )
 
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:

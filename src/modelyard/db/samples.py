@@ -171,3 +171,44 @@ def write_splits(
     )
     conn.execute("DROP TABLE incoming_splits")
     return cur.rowcount
+
+
+# The manifest's columns, in order: what a snapshot exports of each sample.
+MANIFEST_SELECT = (
+    ("sample_id", "id::text"),
+    ("image_path", "image_path"),
+    ("image_sha256", "image_sha256"),
+    ("image_dhash", "image_dhash"),
+    ("width", "width"),
+    ("height", "height"),
+    ("split", "split"),
+    ("group_key", "group_key"),
+    ("review_status", "review_status"),
+    ("is_compliant", "is_compliant::text"),
+    ("label_value", "label_value"),
+    ("label_source", "label_source"),
+    ("rating_count", "rating_count"),
+    ("is_augmented", "is_augmented::text"),
+    ("augmentation_type", "augmentation_type"),
+    ("crop_x1", "crop_x1"),
+    ("crop_y1", "crop_y1"),
+    ("crop_x2", "crop_x2"),
+    ("crop_y2", "crop_y2"),
+    ("objects", "(annotations -> 'objects')::text"),
+    ("metadata", "metadata::text"),
+)
+
+
+def manifest_csv(conn: Connection, dataset_id: uuid.UUID) -> bytes:
+    """Every sample of the dataset as CSV (header, ``MANIFEST_SELECT`` columns), by COPY."""
+    columns = ", ".join(f"{expr} AS {name}" for name, expr in MANIFEST_SELECT)
+    query = (
+        f"COPY (SELECT {columns} FROM verify_ai_ml_samples "  # noqa: S608
+        f"WHERE dataset_id = '{uuid.UUID(str(dataset_id))}' ORDER BY image_path, id) "
+        "TO STDOUT WITH (FORMAT csv, HEADER)"
+    )
+    buf = bytearray()
+    with conn.cursor().copy(query) as copy:
+        for chunk in copy:
+            buf += chunk
+    return bytes(buf)
