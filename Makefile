@@ -18,7 +18,10 @@ demo: $(STAMP)
 	$(BIN)/modelyard dataset create --policy demo-policy --name demo \
 		--classes car,person,sign --exist-ok
 	$(BIN)/modelyard ingest coco data/demo/annotations.json --dataset demo
-	$(BIN)/modelyard dataset inspect demo
+	$(BIN)/modelyard dataset inspect demo --rows 5
+	$(BIN)/modelyard dataset split demo --ratios 0.7,0.15,0.15 --seed 0 \
+		--stratify class,stream,road_type,scenario
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro convert
 
 test: $(STAMP) lint typecheck importlint pytest
 
@@ -45,6 +48,7 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/dataset_scale.py
 
 clean-demo:
-	rm -rf data/demo reports
+	rm -rf data reports

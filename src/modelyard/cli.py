@@ -54,6 +54,8 @@ app.add_typer(ingest_app, name="ingest")
 
 # Exit status of an ingest that kept the good records but rejected some.
 EXIT_REJECTED = 3
+# Exit status of a quality gate that failed.
+EXIT_GATE_FAILED = 2
 
 
 @app.callback()
@@ -264,6 +266,46 @@ def dataset_split(
     _write_json(path, summary)
     _print_split(summary)
     out.print(f"report: {path}")
+
+
+@dataset_app.command("ready")
+def dataset_ready(
+    dataset: Annotated[str, typer.Argument(help="Name, policy/name or id.")],
+    params: Annotated[Path, typer.Option(help="params.yaml with snapshot/validate.")] = Path(
+        "params.yaml"
+    ),
+    suites: Annotated[Path, typer.Option(help="Folder of the GX suites.")] = Path("expectations"),
+    report: Annotated[Path | None, typer.Option(help="JSON report path.")] = None,
+) -> None:
+    """Run the quality and leakage suites on the dataset; mark it ready only if they pass."""
+    from modelyard.quality import readiness
+    from modelyard.quality.validate import write_report
+
+    snapshot_cfg, validate_cfg = readiness.load_settings(params)
+    with _conn() as conn:
+        ds = datasets_db.find(conn, dataset)
+        result = readiness.check(conn, ds, snapshot_cfg, validate_cfg, suites)
+        path = report or Path("reports") / f"quality_{ds.name}.json"
+        write_report(result, path)
+        for finding in [*result.critical, *result.warnings]:
+            colour = "red" if finding.severity == "critical" else "yellow"
+            first = finding.rows[0] if finding.rows else {}
+            out.print(
+                f"[{colour}]{finding.severity}[/] {finding.check}: {finding.unexpected_count} "
+                f"row(s), first {first} -> {finding.fix}",
+                soft_wrap=True,
+            )
+        if not result.passed:
+            err.print(
+                f"[red]dataset {ds.name} stays {ds.status}:[/] {len(result.critical)} critical "
+                f"finding(s); see {path}"
+            )
+            raise typer.Exit(EXIT_GATE_FAILED)
+        ds = datasets_db.set_status(conn, ds, "ready")
+    out.print(
+        f"[green]dataset {ds.name} is ready[/]: {result.rows_checked} rows passed "
+        f"({len(result.warnings)} warnings); report {path}"
+    )
 
 
 # ------------------------------------------------------------------ ingest

@@ -51,6 +51,20 @@ class Settings:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class BaseParams:
+    """params.yaml ``base``: what every stage shares."""
+
+    seed: int = 0
+    policy_id: str
+    dataset: str
+
+    @property
+    def dataset_ref(self) -> str:
+        """The dataset as ``modelyard.db.datasets.find`` takes it: policy/name."""
+        return f"{self.policy_id}/{self.dataset}"
+
+
 def load_params(path: Path) -> dict[str, Any]:
     """Read params.yaml as a mapping of section name to section."""
     try:

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 MANIFEST_COLUMNS = tuple(name for name, _ in samples_db.MANIFEST_SELECT)
 SNAPSHOT_SCHEMA = 1
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_BAD_PATH = re.compile(r"^$|^/|^[A-Za-z]:|\\|(^|/)\.\.(/|$)")
+_BAD_PATH = re.compile(r"^$|^/|^[A-Za-z]:|\\|(?:^|/)\.\.(?:/|$)")
 
 
 @dataclass(frozen=True, kw_only=True)

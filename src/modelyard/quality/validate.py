@@ -68,7 +68,6 @@ class QualityReport:
                 "slice_keys": list(self.params.slice_keys),
             },
             "data_docs": self.docs,
-            "seconds": round(self.seconds, 3),
             "checks": [f.as_dict() for f in self.findings],
         }
 

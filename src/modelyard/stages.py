@@ -1,0 +1,69 @@
+"""What every pipeline script shares: parsing its params, connecting, and failing loudly.
+
+A script in ``pipelines/`` is ``main(argv) -> int``: it builds an ``argparse`` parser, then
+hands a function to ``run`` — which sets up logging, loads params.yaml, and turns a
+``ModelyardError`` into one log line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from modelyard.config import BaseParams, Settings, load_params, section
+from modelyard.db import connection, migrate
+from modelyard.db.connection import Connection
+from modelyard.errors import ModelyardError
+from modelyard.storage import ObjectStore
+
+log = logging.getLogger("modelyard.stages")
+
+# Exit status of a stage whose gate failed (as opposed to one that could not run).
+EXIT_GATE_FAILED = 2
+
+
+def parser(stage: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"pipelines/{stage}.py", description=description)
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
+    return p
+
+
+def run(stage: str, body: Callable[[dict[str, Any]], int], params_path: Path) -> int:
+    """Run ``body(params)``; a ModelyardError becomes one error line and status 1."""
+    logging.basicConfig(level=logging.INFO, format=f"{stage}: %(levelname)s %(message)s")
+    for noisy in ("great_expectations", "pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return body(load_params(params_path))
+    except ModelyardError as exc:
+        log.error("%s", exc)
+        return 1
+
+
+def base(params: dict[str, Any]) -> BaseParams:
+    return section(params, "base", BaseParams)
+
+
+@contextmanager
+def database() -> Iterator[Connection]:
+    settings = Settings.from_env()
+    with connection.session(connection.database_url(settings)) as conn:
+        migrate.require_current(conn, migrate.discover(migrate.default_migrations_dir()))
+        yield conn
+
+
+def store() -> ObjectStore:
+    return ObjectStore(Settings.from_env().storage_url)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
