@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from modelyard.datasets import convert, download, snapshot
@@ -72,19 +71,36 @@ def test_same_rows_same_bytes_and_hash_changes_with_content(
     assert first["content_hash"] == second["content_hash"] != third["content_hash"]
 
 
-def test_invalid_rows_from_elsewhere_are_excluded(conn: Connection, demo_dataset: Dataset) -> None:
-    frame = read_manifest(snapshot.samples_db.manifest_csv(conn, demo_dataset.id))
-    frame = frame[frame["review_status"] == "approved"].reset_index(drop=True)
-    frame.loc[0, "image_path"] = "../outside.jpg"
-    frame.loc[1, "image_sha256"] = ""
-    frame = pd.concat([frame, frame.iloc[[2]]], ignore_index=True)  # a duplicated id
-    kept, excluded = snapshot.apply_gates(frame, SnapshotParams())
-    assert sorted(excluded["reason"]) == [
-        "duplicate sample id",
-        "missing or invalid image path",
-        "missing or invalid image sha256",
-    ]
-    assert len(kept) == len(frame) - 3
+def test_rows_a_looser_schema_let_in_are_excluded(
+    conn: Connection, demo_dataset: Dataset, tmp_path: Path
+) -> None:
+    """A registry behind DATABASE_URL may predate our constraints: the gates do not rely on
+    them. (This test's throwaway database drops them to plant the rows.)"""
+    conn.execute(
+        "ALTER TABLE verify_ai_ml_samples DROP CONSTRAINT verify_ai_ml_samples_image_path_check"
+    )
+    conn.execute(
+        "ALTER TABLE verify_ai_ml_samples DROP CONSTRAINT verify_ai_ml_samples_image_sha256_check"
+    )
+    first, second = conn.execute(
+        "SELECT id FROM verify_ai_ml_samples WHERE review_status = 'approved' "
+        "ORDER BY image_path LIMIT 2"
+    ).fetchall()
+    conn.execute(
+        "UPDATE verify_ai_ml_samples SET image_path = '../outside.jpg' WHERE id = %s",
+        (first["id"],),
+    )
+    conn.execute(
+        "UPDATE verify_ai_ml_samples SET image_sha256 = 'x' WHERE id = %s", (second["id"],)
+    )
+    info = _write(conn, demo_dataset, tmp_path)
+    assert info["excluded"]["missing or invalid image path"] == 1
+    assert info["excluded"]["missing or invalid image sha256"] == 1
+    excluded = read_manifest(tmp_path / "excluded.csv")
+    reasons = dict(zip(excluded["sample_id"], excluded["reason"], strict=True))
+    assert reasons[str(first["id"])] == "missing or invalid image path"
+    full = read_manifest(tmp_path / "manifest_full.csv")
+    assert str(first["id"]) not in set(full["sample_id"])
 
 
 def test_download_drops_missing_and_corrupt_images_and_convert_writes_layouts(

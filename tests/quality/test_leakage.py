@@ -38,6 +38,22 @@ def test_banded_search_equals_brute_force(seed: int, threshold: int) -> None:
     assert np.all(found.distance <= threshold)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, leakage.MAX_HAMMING))
+def test_pairs_between_two_sets_equals_brute_force(seed: int, threshold: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = np.unique(rng.integers(0, 2**63, 120, dtype=np.int64).astype(np.uint64))
+    flips = [
+        np.uint64(sum(1 << int(x) for x in rng.choice(64, k, replace=False)))
+        for k in rng.integers(0, threshold + 3, len(a))
+    ]
+    b = np.unique(a ^ np.array(flips, dtype=np.uint64))
+    ia, ib = leakage.pairs_between(a, b, threshold)
+    d = np.bitwise_count(a[:, None] ^ b[None, :])
+    want = set(zip(*np.nonzero(d <= threshold), strict=True))
+    assert set(zip(ia.tolist(), ib.tolist(), strict=True)) == {(int(x), int(y)) for x, y in want}
+
+
 def test_cross_split_flags_both_rows_and_names_the_partner() -> None:
     a = 0x0F0F0F0F0F0F0F0F
     values = np.array([a, a ^ 0b111, 0xFFFF0000FFFF0000, a ^ 0b1], dtype=np.uint64)

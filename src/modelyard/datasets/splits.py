@@ -19,12 +19,14 @@ Algorithm (the same inputs give the same answer on any machine):
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from modelyard.datasets.records import SPLITS
 from modelyard.db import samples as samples_db
@@ -60,37 +62,44 @@ class SplitRequest:
 
 @dataclass(kw_only=True)
 class SplitPlan:
-    """The new split of every sample, and what it adds up to."""
+    """The new split of every sample (a frame: id, old split, new split, labels)."""
 
-    assignment: dict[str, str | None]
-    changed: int
+    frame: pd.DataFrame
     groups: dict[str, str]
-    held_out_augmented: list[str] = field(default_factory=list)
+    labels: pd.DataFrame  # long format: row (position in frame), labels
 
-    def summary(self, samples: Sequence[SplitSample]) -> dict[str, Any]:
+    @property
+    def assignment(self) -> dict[str, str | None]:
+        return dict(zip(self.frame["id"], self.frame["new_split"], strict=True))
+
+    @property
+    def changed(self) -> int:
+        old, new = self.frame["split"], self.frame["new_split"]
+        return int((old.fillna("") != new.fillna("")).sum())
+
+    @property
+    def held_out_augmented(self) -> list[str]:
+        f = self.frame
+        ids: list[str] = f.loc[f["is_augmented"] & f["new_split"].isna(), "id"].tolist()
+        return ids
+
+    def summary(self) -> dict[str, Any]:
         """Per split: samples, groups and label counts with their share of the label."""
-        by_id = {s.id: s for s in samples}
+        f = self.frame
+        labels = self.labels.assign(new_split=f["new_split"].to_numpy()[self.labels["row"]])
+        totals = labels["labels"].value_counts()
         out: dict[str, Any] = {}
-        totals: dict[str, int] = {}
-        for s in samples:
-            for label in s.labels:
-                totals[label] = totals.get(label, 0) + 1
         for name in SPLITS:
-            ids = [i for i, sp in self.assignment.items() if sp == name]
-            labels: dict[str, int] = {}
-            for i in ids:
-                for label in by_id[i].labels:
-                    labels[label] = labels.get(label, 0) + 1
+            counts = labels.loc[labels["new_split"] == name, "labels"].value_counts()
             out[name] = {
-                "samples": len(ids),
+                "samples": int((f["new_split"] == name).sum()),
                 "groups": sum(1 for g in self.groups.values() if g == name),
                 "labels": {
-                    k: {"count": v, "share": round(v / totals[k], 4)}
-                    for k, v in sorted(labels.items())
+                    k: {"count": int(v), "share": round(int(v) / int(totals[k]), 4)}
+                    for k, v in sorted(counts.items())
                 },
             }
-        unassigned = [i for i, sp in self.assignment.items() if sp is None]
-        out["unassigned"] = {"samples": len(unassigned)}
+        out["unassigned"] = {"samples": int(f["new_split"].isna().sum())}
         return out
 
 
@@ -110,117 +119,153 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
 
 def plan_splits(samples: Sequence[SplitSample], request: SplitRequest) -> SplitPlan:
     """Assign every sample a split (see the module docstring); pure, no I/O."""
-    group_of = _groups(samples)
-    fixed = {} if request.reassign else _fixed_groups(samples, group_of)
-    members: dict[str, list[SplitSample]] = {}
-    for s in samples:
-        members.setdefault(group_of[s.id], []).append(s)
-    vocab = sorted({label for s in samples for label in s.labels})
-    index = {label: i for i, label in enumerate(vocab)}
+    frame = pd.DataFrame(
+        {
+            "id": [s.id for s in samples],
+            "image_path": [s.image_path for s in samples],
+            "group_key": [s.group_key for s in samples],
+            "split": [s.split for s in samples],
+            "is_augmented": [bool(s.is_augmented) for s in samples],
+            "augmented_from": [s.augmented_from for s in samples],
+            "labels": [s.labels for s in samples],
+        }
+    )
+    return plan_frame(frame, request)
 
-    def vector(group: str) -> np.ndarray:
-        v = np.zeros(len(vocab) + 1)
-        for s in members[group]:
-            if not s.is_augmented:
-                v[-1] += 1
-                for label in s.labels:
-                    v[index[label]] += 1
-        return v
 
-    vectors = {g: vector(g) for g in members}
-    total = np.sum(list(vectors.values()), axis=0) if vectors else np.zeros(len(vocab) + 1)
+def plan_frame(
+    frame: pd.DataFrame, request: SplitRequest, labels: pd.DataFrame | None = None
+) -> SplitPlan:
+    """``plan_splits`` over a frame (columns of ``SplitSample``); vectorised for big datasets.
+
+    ``labels`` (long format: ``row``, ``labels``) replaces the frame's ``labels`` column.
+    """
+    f = frame.reset_index(drop=True).copy()
+    if labels is None:
+        long = f["labels"].explode().dropna()
+        labels = pd.DataFrame({"row": long.index.to_numpy(), "labels": long.to_numpy()})
+    f["split"] = f["split"].astype(object).where(f["split"].notna() & (f["split"] != ""), None)
+    f["group"] = _groups(f)
+    fixed = {} if request.reassign else _fixed_groups(f)
+    vectors, vocab_size = _group_vectors(f, labels)
+    groups_list = list(vectors.index)
+    matrix = vectors.to_numpy(dtype=np.float64)
     ratios = np.asarray(request.ratios)
+    total = matrix.sum(axis=0)
     target = ratios[:, None] * total[None, :]
     have = np.zeros_like(target)
+    row_of = {g: i for i, g in enumerate(groups_list)}
     for g, sp in fixed.items():
-        have[SPLITS.index(sp)] += vectors[g]
-    free = sorted((g for g in members if g not in fixed), key=lambda g: _order(g, vectors, request))
-    groups = dict(fixed)
-    weights = np.ones(len(vocab) + 1)
-    weights[-1] = _COUNT_WEIGHT * max(len(vocab), 1)
+        have[SPLITS.index(sp)] += matrix[row_of[g]]
+    free = [g for g in groups_list if g not in fixed]
+    free.sort(key=lambda g: (-float(matrix[row_of[g], -1]), _tie(request.seed, g)))
+    weights = np.ones(matrix.shape[1])
+    weights[-1] = _COUNT_WEIGHT * max(vocab_size, 1)
     open_splits = np.flatnonzero(ratios > 0)
+    groups = dict(fixed)
     for g in free:
-        v = vectors[g]
+        v = matrix[row_of[g]]
         deficit = (target - have) / np.maximum(target, 1e-9)
         score = (deficit * (v > 0) * weights).sum(axis=1)
         best = int(open_splits[np.argmax(score[open_splits])])
         groups[g] = SPLITS[best]
         have[best] += v
-    return _apply(samples, group_of, groups)
+    new = f["group"].map(groups).astype(object)
+    new[f["is_augmented"].to_numpy() & (new == "test").to_numpy()] = None
+    f["new_split"] = new
+    return SplitPlan(frame=f, groups=groups, labels=labels)
 
 
-def _groups(samples: Sequence[SplitSample]) -> dict[str, str]:
-    """sample id -> group; ungrouped samples are groups of one; augmented follow their source."""
-    own = {s.id: s.group_key or f"~{s.id}" for s in samples}
-    by_path = {s.image_path: own[s.id] for s in samples if not s.is_augmented}
-    out = dict(own)
-    for s in samples:
-        if s.is_augmented and s.augmented_from and s.augmented_from in by_path:
-            out[s.id] = by_path[s.augmented_from]
-    return out
+def _tie(seed: int, group: str) -> str:
+    return hashlib.sha256(f"{seed}\x00{group}".encode()).hexdigest()
 
 
-def _fixed_groups(samples: Sequence[SplitSample], group_of: dict[str, str]) -> dict[str, str]:
-    seen: dict[str, set[str]] = {}
-    for s in samples:
-        if s.split is not None:
-            if s.is_augmented and s.split == "test":
-                raise StateError(
-                    f"sample {s.id} ({s.image_path}) is augmented but already in test; "
-                    "augmented copies never belong in test: run with --reassign"
-                )
-            seen.setdefault(group_of[s.id], set()).add(s.split)
-    straddling = sorted(g for g, sp in seen.items() if len(sp) > 1)
-    if straddling:
-        shown = ", ".join(f"'{g}' ({'/'.join(sorted(seen[g]))})" for g in straddling[:5])
+def _groups(f: pd.DataFrame) -> pd.Series:
+    """sample -> group; ungrouped samples are groups of one; augmented follow their source."""
+    key = f["group_key"].astype(object)
+    own = key.where(key.notna() & (key != ""), "~" + f["id"].astype(str))
+    sources = f.loc[~f["is_augmented"]]
+    by_path = pd.Series(own[~f["is_augmented"]].to_numpy(), index=sources["image_path"])
+    by_path = by_path[~by_path.index.duplicated()]
+    source_group = f["augmented_from"].map(by_path)
+    follow = f["is_augmented"] & source_group.notna()
+    return own.where(~follow, source_group).astype(str)
+
+
+def _fixed_groups(f: pd.DataFrame) -> dict[str, str]:
+    assigned = f[f["split"].notna()]
+    bad = assigned[assigned["is_augmented"] & (assigned["split"] == "test")]
+    if len(bad):
+        first = bad.iloc[0]
+        raise StateError(
+            f"sample {first['id']} ({first['image_path']}) is augmented but already in test; "
+            "augmented copies never belong in test: run with --reassign"
+        )
+    per_group = assigned.groupby("group")["split"].agg(lambda s: tuple(sorted(set(s))))
+    straddling = per_group[per_group.map(len) > 1]
+    if len(straddling):
+        shown = ", ".join(f"'{g}' ({'/'.join(sp)})" for g, sp in straddling.head(5).items())
         raise StateError(
             f"{len(straddling)} group(s) already straddle splits: {shown}; "
             "run with --reassign to split the dataset afresh"
         )
-    return {g: next(iter(sp)) for g, sp in seen.items()}
+    return {str(g): sp[0] for g, sp in per_group.items()}
 
 
-def _order(group: str, vectors: dict[str, np.ndarray], request: SplitRequest) -> tuple[float, str]:
-    tie = hashlib.sha256(f"{request.seed}\x00{group}".encode()).hexdigest()
-    return -float(vectors[group][-1]), tie
-
-
-def _apply(
-    samples: Sequence[SplitSample], group_of: dict[str, str], groups: dict[str, str]
-) -> SplitPlan:
-    assignment: dict[str, str | None] = {}
-    held_out: list[str] = []
-    changed = 0
-    for s in samples:
-        split: str | None = groups[group_of[s.id]]
-        if s.is_augmented and split == "test":
-            split = None
-            held_out.append(s.id)
-        assignment[s.id] = split
-        changed += split != s.split
-    return SplitPlan(
-        assignment=assignment, changed=changed, groups=groups, held_out_augmented=held_out
+def _group_vectors(f: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Per group: the count of each stratification label and (last column) of samples, over
+    the samples that can land in any split (not augmented)."""
+    base = f.loc[~f["is_augmented"], ["group"]]
+    rows = labels["row"].to_numpy()
+    eligible = ~f["is_augmented"].to_numpy()[rows]
+    exploded = pd.DataFrame(
+        {
+            "group": f["group"].to_numpy()[rows][eligible],
+            "labels": labels["labels"].to_numpy()[eligible],
+        }
     )
-
-
-def stratify_labels(row: dict[str, Any], stratify: Sequence[str]) -> tuple[str, ...]:
-    """The labels one sample contributes: ``class`` gives one per object, ``is_compliant``
-    one, any other name the sample's metadata value (``stream=front``)."""
-    labels: list[str] = []
-    meta = iter(row.get("meta") or ())
-    for key in stratify:
-        if key == "class":
-            labels.extend(f"class={c}" for c in row["classes"] or ())
-        elif key == "is_compliant":
-            labels.append(f"is_compliant={row['is_compliant']}")
-        else:
-            value = next(meta, None)
-            if value is not None:
-                labels.append(f"{key}={value}")
-    return tuple(labels)
+    counts = exploded.groupby(["group", "labels"]).size().unstack(fill_value=0)
+    counts = counts.reindex(sorted(counts.columns), axis=1)
+    sizes = base.groupby("group").size().rename("__samples__")
+    table = counts.join(sizes, how="outer").fillna(0)
+    every = pd.Index(sorted(f["group"].unique()))
+    table = table.reindex(every, fill_value=0)
+    if "__samples__" not in table:
+        table["__samples__"] = 0
+    return table, table.shape[1] - 1
 
 
 STRATIFY_BUILTINS = ("class", "is_compliant")
+
+
+def _inputs(raw: bytes, stratify: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The COPY output of ``split_inputs_csv`` as ``plan_frame``'s frame and long labels."""
+    f = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_filter=False)
+    parts: list[pd.Series] = []
+    meta_index = 0
+    for key in stratify:
+        if key == "class":
+            classes = f["classes"].str.split("\x1f").explode()
+            parts.append("class=" + classes[classes.notna() & (classes != "")])
+        elif key == "is_compliant":
+            parts.append("is_compliant=" + f["is_compliant"].replace("", "None"))
+        else:
+            values = f[f"meta_{meta_index}"]
+            meta_index += 1
+            parts.append(f"{key}=" + values[values != ""])
+    long = pd.concat(parts) if parts else pd.Series([], dtype=object)
+    labels = pd.DataFrame({"row": long.index.to_numpy(), "labels": long.to_numpy(dtype=object)})
+    frame = pd.DataFrame(
+        {
+            "id": f["id"],
+            "image_path": f["image_path"],
+            "group_key": f["group_key"].where(f["group_key"] != "", None),
+            "split": f["split"].where(f["split"] != "", None),
+            "is_augmented": f["is_augmented"] == "true",
+            "augmented_from": f["augmented_from"].where(f["augmented_from"] != "", None),
+        }
+    )
+    return frame, labels
 
 
 def split_dataset(
@@ -235,23 +280,17 @@ def split_dataset(
         )
     meta_keys = [k for k in stratify if k not in STRATIFY_BUILTINS]
     with conn.transaction():
-        rows = samples_db.split_rows(conn, dataset.id, meta_keys)
-        if not rows:
+        raw = samples_db.split_inputs_csv(conn, dataset.id, meta_keys)
+        frame, labels = _inputs(raw, stratify)
+        if frame.empty:
             raise StateError(f"dataset '{dataset.name}' has no samples to split; ingest first")
-        samples = [
-            SplitSample(
-                id=r["id"],
-                image_path=r["image_path"],
-                group_key=r["group_key"],
-                split=r["split"],
-                is_augmented=r["is_augmented"],
-                augmented_from=r["augmented_from"],
-                labels=stratify_labels(r, stratify),
-            )
-            for r in rows
+        plan = plan_frame(frame, request, labels)
+        changed = plan.frame.loc[
+            plan.frame["split"].fillna("") != plan.frame["new_split"].fillna("")
         ]
-        plan = plan_splits(samples, request)
-        samples_db.write_splits(conn, dataset.id, plan.assignment)
+        samples_db.write_splits(
+            conn, dataset.id, dict(zip(changed["id"], changed["new_split"], strict=True))
+        )
     summary = {
         "dataset": dataset.name,
         "ratios": list(request.ratios),
@@ -260,7 +299,7 @@ def split_dataset(
         "stratify": list(stratify),
         "changed": plan.changed,
         "held_out_augmented": len(plan.held_out_augmented),
-        "splits": plan.summary(samples),
+        "splits": plan.summary(),
     }
     log.info("split %s: %d samples changed split", dataset.name, plan.changed)
     return plan, summary

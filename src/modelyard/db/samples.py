@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from psycopg import sql
+
 from modelyard.db.connection import Connection, fetch_one
 
 
@@ -133,24 +135,28 @@ def all_rows(conn: Connection, dataset_id: uuid.UUID) -> list[dict[str, Any]]:
     ).fetchall()
 
 
-def split_rows(
+def split_inputs_csv(
     conn: Connection, dataset_id: uuid.UUID, metadata_keys: Sequence[str] = ()
-) -> list[dict[str, Any]]:
-    """What a split needs of each sample: ids, group, split, augmentation, labels.
-
-    ``classes`` is the list of object classes (one entry per object); ``meta`` holds the
-    values of ``metadata_keys`` in that order.
-    """
-    return conn.execute(
-        "SELECT id::text AS id, image_path, group_key, split, is_augmented, is_compliant, "
-        "metadata ->> 'augmented_from' AS augmented_from, "
-        "ARRAY(SELECT o ->> 'class' FROM jsonb_array_elements(annotations -> 'objects') o) "
-        "AS classes, "
-        "ARRAY(SELECT metadata ->> k FROM unnest(%s::text[]) WITH ORDINALITY AS t(k, n) "
-        "ORDER BY n) AS meta "
-        "FROM verify_ai_ml_samples WHERE dataset_id = %s ORDER BY image_path",
-        (list(metadata_keys), dataset_id),
-    ).fetchall()
+) -> bytes:
+    """What a split needs of each sample, as CSV by COPY: id, image_path, group_key, split,
+    is_augmented, is_compliant, augmented_from, classes (one per object, joined by U+001F)
+    and ``meta_0..`` (the values of ``metadata_keys``)."""
+    meta = [
+        sql.SQL("metadata ->> {} AS {}").format(sql.Literal(k), sql.Identifier(f"meta_{i}"))
+        for i, k in enumerate(metadata_keys)
+    ]
+    query = sql.SQL(
+        "COPY (SELECT id::text AS id, image_path, group_key, split, is_augmented::text, "
+        "is_compliant::text, metadata ->> 'augmented_from' AS augmented_from, "
+        "array_to_string(ARRAY(SELECT o ->> 'class' FROM "
+        "jsonb_array_elements(annotations -> 'objects') o), chr(31)) AS classes{} "
+        "FROM verify_ai_ml_samples WHERE dataset_id = {}) TO STDOUT WITH (FORMAT csv, HEADER)"
+    ).format(sql.SQL("").join(sql.SQL(", ") + m for m in meta), sql.Literal(str(dataset_id)))
+    buf = bytearray()
+    with conn.cursor().copy(query) as copy:
+        for chunk in copy:
+            buf += chunk
+    return bytes(buf)
 
 
 def write_splits(
@@ -171,44 +177,3 @@ def write_splits(
     )
     conn.execute("DROP TABLE incoming_splits")
     return cur.rowcount
-
-
-# The manifest's columns, in order: what a snapshot exports of each sample.
-MANIFEST_SELECT = (
-    ("sample_id", "id::text"),
-    ("image_path", "image_path"),
-    ("image_sha256", "image_sha256"),
-    ("image_dhash", "image_dhash"),
-    ("width", "width"),
-    ("height", "height"),
-    ("split", "split"),
-    ("group_key", "group_key"),
-    ("review_status", "review_status"),
-    ("is_compliant", "is_compliant::text"),
-    ("label_value", "label_value"),
-    ("label_source", "label_source"),
-    ("rating_count", "rating_count"),
-    ("is_augmented", "is_augmented::text"),
-    ("augmentation_type", "augmentation_type"),
-    ("crop_x1", "crop_x1"),
-    ("crop_y1", "crop_y1"),
-    ("crop_x2", "crop_x2"),
-    ("crop_y2", "crop_y2"),
-    ("objects", "(annotations -> 'objects')::text"),
-    ("metadata", "metadata::text"),
-)
-
-
-def manifest_csv(conn: Connection, dataset_id: uuid.UUID) -> bytes:
-    """Every sample of the dataset as CSV (header, ``MANIFEST_SELECT`` columns), by COPY."""
-    columns = ", ".join(f"{expr} AS {name}" for name, expr in MANIFEST_SELECT)
-    query = (
-        f"COPY (SELECT {columns} FROM verify_ai_ml_samples "  # noqa: S608
-        f"WHERE dataset_id = '{uuid.UUID(str(dataset_id))}' ORDER BY image_path, id) "
-        "TO STDOUT WITH (FORMAT csv, HEADER)"
-    )
-    buf = bytearray()
-    with conn.cursor().copy(query) as copy:
-        for chunk in copy:
-            buf += chunk
-    return bytes(buf)

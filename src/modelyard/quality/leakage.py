@@ -45,35 +45,59 @@ def parse_hashes(hex_hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def near_duplicate_pairs(hashes: np.ndarray, threshold: int) -> NearDuplicates:
     """Every pair of distinct values in ``hashes`` at Hamming distance <= ``threshold``."""
+    values = np.unique(hashes.astype(np.uint64))
+    left, right = _search(values, values, threshold, same_set=True)
+    distance = np.bitwise_count(values[left] ^ values[right]).astype(np.int64)
+    return NearDuplicates(values=values, left=left, right=right, distance=distance)
+
+
+def pairs_between(
+    queries: np.ndarray, index: np.ndarray, threshold: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) for every ``queries[i]`` and ``index[j]`` within ``threshold`` bits."""
+    i, q = _search(index, queries, threshold, same_set=False)
+    return q, i
+
+
+# Queries per pass: bounds the candidate arrays' memory whatever the input size.
+_CHUNK = 65_536
+
+
+def _search(
+    index: np.ndarray, queries: np.ndarray, threshold: int, *, same_set: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(index row, query row) pairs within ``threshold``; with ``same_set``, each pair once."""
     if not 0 <= threshold <= MAX_HAMMING:
         raise ConfigError(
             f"validate.near_duplicate_hamming: {threshold} is outside 0..{MAX_HAMMING} "
             "(64-bit dHash; 4-10 is the usual range for near-identical photos)"
         )
-    values = np.unique(hashes.astype(np.uint64))
-    radius = threshold // BANDS
-    probes = _probes(radius)
-    lefts: list[np.ndarray] = []
-    rights: list[np.ndarray] = []
+    probes = _probes(threshold // BANDS)
+    found_i: list[np.ndarray] = []
+    found_q: list[np.ndarray] = []
     for band in range(BANDS):
-        keys = ((values >> np.uint64(band * BAND_BITS)) & np.uint64(0xFFFF)).astype(np.int64)
+        shift = np.uint64(band * BAND_BITS)
+        keys = ((index >> shift) & np.uint64(0xFFFF)).astype(np.int64)
         order = np.argsort(keys, kind="stable")
         counts = np.bincount(keys, minlength=1 << BAND_BITS)
         starts = np.cumsum(counts) - counts
-        for probe in probes:
-            i, j = _bucket_pairs(keys ^ probe, starts, counts, order)
-            keep = i < j
-            i, j = i[keep], j[keep]
-            close = np.bitwise_count(values[i] ^ values[j]) <= threshold
-            lefts.append(i[close])
-            rights.append(j[close])
-    n = np.int64(len(values))
-    codes = np.concatenate([*(a * n + b for a, b in zip(lefts, rights, strict=True)), _EMPTY])
+        for lo in range(0, len(queries), _CHUNK):
+            chunk = queries[lo : lo + _CHUNK]
+            qkeys = ((chunk >> shift) & np.uint64(0xFFFF)).astype(np.int64)
+            for probe in probes:
+                q, i = _bucket_pairs(qkeys ^ probe, starts, counts, order)
+                close = np.bitwise_count(chunk[q] ^ index[i]) <= threshold
+                q, i = q[close] + lo, i[close]
+                if same_set:
+                    keep = i < q
+                    q, i = q[keep], i[keep]
+                found_i.append(i)
+                found_q.append(q)
+    n = np.int64(max(len(queries), 1))
+    codes = np.concatenate([*(i * n + q for i, q in zip(found_i, found_q, strict=True)), _EMPTY])
     codes.sort()
     codes = codes[np.concatenate(([True], codes[1:] != codes[:-1]))] if len(codes) else codes
-    left, right = codes // n, codes % n
-    distance = np.bitwise_count(values[left] ^ values[right]).astype(np.int64)
-    return NearDuplicates(values=values, left=left, right=right, distance=distance)
+    return codes // n, codes % n
 
 
 def _probes(radius: int) -> list[int]:
@@ -117,50 +141,37 @@ def cross_split_near_duplicates(
     """Per row: (number of other splits holding a near-duplicate, the partner's row or -1).
 
     ``split_codes`` is 0/1/2 per row (-1 for rows outside every split, which are skipped).
+    Only pairs across splits are searched: each split's distinct hashes are queried against
+    the distinct hashes of each later split.
     """
-    rows = np.flatnonzero(valid & (split_codes >= 0))
     other = np.zeros(len(hashes), dtype=np.int64)
     partner = np.full(len(hashes), -1, dtype=np.int64)
-    if len(rows) == 0:
-        return other, partner
-    pairs = near_duplicate_pairs(hashes[rows], threshold)
-    value_of_row = np.searchsorted(pairs.values, hashes[rows])
-    bit = (1 << split_codes[rows]).astype(np.int64)
-    own = np.zeros(len(pairs.values), dtype=np.int64)
-    np.bitwise_or.at(own, value_of_row, bit)
-    near = own.copy()
-    np.bitwise_or.at(near, pairs.left, own[pairs.right])
-    np.bitwise_or.at(near, pairs.right, own[pairs.left])
-    others = near[value_of_row] & ~bit
-    other[rows] = np.bitwise_count(others)
-    flagged = np.flatnonzero(others)
-    if len(flagged):
-        partner[rows[flagged]] = _partners(rows, value_of_row, split_codes, pairs, flagged)
+    checked = valid & (split_codes >= 0)
+    values = {s: np.unique(hashes[checked & (split_codes == s)]) for s in range(3)}
+    near = {s: np.zeros(len(values[s]), dtype=np.int64) for s in range(3)}
+    match: dict[int, dict[int, tuple[int, int]]] = {s: {} for s in range(3)}
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        if len(values[a]) == 0 or len(values[b]) == 0:
+            continue
+        ia, ib = pairs_between(values[a], values[b], threshold)
+        np.bitwise_or.at(near[a], ia, 1 << b)
+        np.bitwise_or.at(near[b], ib, 1 << a)
+        for x, y in zip(ia.tolist(), ib.tolist(), strict=True):
+            match[a].setdefault(x, (b, int(values[b][y])))
+            match[b].setdefault(y, (a, int(values[a][x])))
+    first_row: dict[tuple[int, int], int] = {}
+    for s in range(3):
+        rows = np.flatnonzero(checked & (split_codes == s))
+        if len(rows) == 0:
+            continue
+        where = np.searchsorted(values[s], hashes[rows])
+        other[rows] = np.bitwise_count(near[s][where])
+        for r, v in zip(rows.tolist(), hashes[rows].tolist(), strict=True):
+            first_row.setdefault((s, int(v)), r)
+    for s in range(3):
+        rows = np.flatnonzero(checked & (split_codes == s) & (other > 0))
+        for r in rows.tolist():
+            idx = int(np.searchsorted(values[s], hashes[r]))
+            t, v = match[s][idx]
+            partner[r] = first_row[(t, v)]
     return other, partner
-
-
-def _partners(
-    rows: np.ndarray,
-    value_of_row: np.ndarray,
-    split_codes: np.ndarray,
-    pairs: NearDuplicates,
-    flagged: np.ndarray,
-) -> np.ndarray:
-    """One partner row (in another split) for each flagged row; only flagged rows pay."""
-    rows_of_value: dict[int, list[int]] = {}
-    for k, v in enumerate(value_of_row):
-        rows_of_value.setdefault(int(v), []).append(k)
-    neighbours: dict[int, set[int]] = {}
-    for a, b in zip(pairs.left.tolist(), pairs.right.tolist(), strict=True):
-        neighbours.setdefault(a, set()).add(b)
-        neighbours.setdefault(b, set()).add(a)
-    out = np.full(len(flagged), -1, dtype=np.int64)
-    for n, k in enumerate(flagged.tolist()):
-        v = int(value_of_row[k])
-        my_split = split_codes[rows[k]]
-        for u in [v, *sorted(neighbours.get(v, ()))]:
-            match = next((m for m in rows_of_value[u] if split_codes[rows[m]] != my_split), None)
-            if match is not None:
-                out[n] = rows[match]
-                break
-    return out

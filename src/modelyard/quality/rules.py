@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from modelyard.datasets.records import SPLITS
@@ -37,13 +38,12 @@ class ValidateParams:
 
 
 def sample_facts(
-    manifest: pd.DataFrame, classes: tuple[str, ...], params: ValidateParams
+    manifest: pd.DataFrame, objects: Objects, classes: tuple[str, ...], params: ValidateParams
 ) -> pd.DataFrame:
     """The frame the ``samples`` suite runs on: identity columns plus derived checks."""
     width = pd.to_numeric(manifest["width"], errors="coerce")
     height = pd.to_numeric(manifest["height"], errors="coerce")
-    objects = [_objects(text) for text in manifest["objects"]]
-    bbox, unknown = _object_problems(objects, width.to_numpy(), height.to_numpy(), set(classes))
+    bbox, unknown = _object_problems(objects, width.to_numpy(), height.to_numpy(), classes)
     split = manifest["split"].replace("", None)
     split_codes = np.array([SPLITS.index(s) if s in SPLITS else -1 for s in manifest["split"]])
     in_split = split_codes >= 0
@@ -76,72 +76,117 @@ def sample_facts(
     )
 
 
-def class_coverage(manifest: pd.DataFrame, classes: tuple[str, ...]) -> pd.DataFrame:
+def class_coverage(
+    manifest: pd.DataFrame, objects: Objects, classes: tuple[str, ...]
+) -> pd.DataFrame:
     """Samples holding each class, per split (every ontology class, zeros included)."""
-    counts = {(c, s): 0 for c in classes for s in SPLITS}
-    for text, split in zip(manifest["objects"], manifest["split"], strict=True):
-        if split in SPLITS:
-            for name in {str(o.get("class")) for o in _objects(text)}:
-                if (name, split) in counts:
-                    counts[(name, split)] += 1
-    return pd.DataFrame(
-        [{"class": c, "split": s, "samples": n} for (c, s), n in counts.items()],
-        columns=["class", "split", "samples"],
-    )
+    pairs = pd.DataFrame({"row": objects.row, "class": objects.cls})
+    pairs["split"] = manifest["split"].to_numpy(dtype=object)[objects.row]
+    held = pairs.drop_duplicates(["row", "class"]).groupby(["class", "split"]).size()
+    rows = [
+        {"class": c, "split": s, "samples": int(held.get((c, s), 0))}
+        for c in classes
+        for s in SPLITS
+    ]
+    return pd.DataFrame(rows, columns=["class", "split", "samples"])
 
 
 def slice_coverage(manifest: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
     """For every value a slice key takes anywhere in the snapshot: its samples in test."""
-    metas = [_metadata(text) for text in manifest["metadata"]]
+    metas = _json_column(manifest["metadata"], default="{}")
+    in_test = (manifest["split"] == "test").to_numpy()
     rows = []
     for key in keys:
-        values = pd.Series([m.get(key) for m in metas], dtype=object)
-        present = values.notna()
-        in_test = present & (manifest["split"] == "test")
-        tested = values[in_test].astype(str).value_counts()
+        values = pd.Series(
+            [m.get(key) if isinstance(m, dict) else None for m in metas], dtype=object
+        )
+        present = values.notna().to_numpy()
+        tested = values[present & in_test].astype(str).value_counts()
         for value in sorted(values[present].astype(str).unique()):
             rows.append({"key": key, "value": value, "test_samples": int(tested.get(value, 0))})
     return pd.DataFrame(rows, columns=["key", "value", "test_samples"])
 
 
-def _objects(text: str) -> list[dict[str, Any]]:
-    try:
-        value = json.loads(text) if text else []
-    except json.JSONDecodeError:
-        return [{"class": None, "bbox": None}]
-    return value if isinstance(value, list) else [{"class": None, "bbox": None}]
+@dataclass(frozen=True, kw_only=True)
+class Objects:
+    """Every object of every row, flattened: its row, class and box (NaN where malformed)."""
+
+    row: np.ndarray
+    cls: np.ndarray
+    box: np.ndarray  # (n, 4) x, y, w, h
 
 
-def _metadata(text: str) -> dict[str, Any]:
+def parse_objects(column: pd.Series) -> Objects:
+    """Parse the manifest's ``objects`` JSON column in one pass (one json.loads call).
+
+    A row whose value is not a list counts as one malformed object; so does an entry that is
+    not a mapping, or whose bbox is not four numbers (its box is NaN and fails every check).
+    """
+    lists = [v if type(v) is list else [None] for v in _json_column(column, default="[]")]
+    sizes = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
+    flat = [obj for v in lists for obj in v]
+    dicts = [obj if type(obj) is dict else {} for obj in flat]
+    return Objects(
+        row=np.repeat(np.arange(len(lists), dtype=np.int64), sizes),
+        cls=np.asarray([d.get("class") for d in dicts], dtype=object),
+        box=_boxes([d.get("bbox") for d in dicts]),
+    )
+
+
+def _boxes(values: list[Any]) -> np.ndarray:
+    """(n, 4) float boxes; the fast path converts in one call, the slow one row by row."""
     try:
-        value = json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
+        out = np.asarray(values, dtype=np.float64)
+        if out.shape == (len(values), 4):
+            return out
+    except (TypeError, ValueError):
+        pass
+    return np.asarray([_box(v) for v in values], dtype=np.float64).reshape(-1, 4)
+
+
+_NO_BOX = (np.nan, np.nan, np.nan, np.nan)
+
+
+def _box(value: Any) -> tuple[float, float, float, float]:
+    numbers = isinstance(value, list) and len(value) == 4
+    if numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return float(value[0]), float(value[1]), float(value[2]), float(value[3])
+    return _NO_BOX
+
+
+def _json_column(column: pd.Series, default: str) -> list[Any]:
+    """json.loads over a whole column at once; a row that does not parse becomes None."""
+    texts = [t or default for t in column.to_numpy(dtype=object).tolist()]
+    try:
+        parsed: list[Any] = orjson.loads("[" + ",".join(texts) + "]")
+        if len(parsed) == len(texts):
+            return parsed
+    except orjson.JSONDecodeError:
+        pass
+    out = []
+    for t in texts:
+        try:
+            out.append(json.loads(t))
+        except json.JSONDecodeError:
+            out.append(None)
+    return out
 
 
 def _object_problems(
-    objects: list[list[dict[str, Any]]], width: np.ndarray, height: np.ndarray, classes: set[str]
+    objects: Objects, width: np.ndarray, height: np.ndarray, classes: tuple[str, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row: boxes outside the image or without area; objects of unknown class."""
-    bbox = np.zeros(len(objects), dtype=np.int64)
-    unknown = np.zeros(len(objects), dtype=np.int64)
-    for i, objs in enumerate(objects):
-        for obj in objs:
-            unknown[i] += obj.get("class") not in classes
-            bbox[i] += not _box_ok(obj.get("bbox"), width[i], height[i])
-    return bbox, unknown
-
-
-def _box_ok(box: Any, width: float, height: float) -> bool:
-    if not isinstance(box, list) or len(box) != 4:
-        return False
-    if not all(isinstance(v, int | float) for v in box):
-        return False
-    x, y, w, h = (float(v) for v in box)
+    n = len(width)
+    x, y, w, h = objects.box.T
+    wi, hi = width[objects.row], height[objects.row]
     tol = 1e-6
-    inside = x >= -tol and y >= -tol and x + w <= width + tol and y + h <= height + tol
-    return w > 0 and h > 0 and inside
+    with np.errstate(invalid="ignore"):
+        ok = (w > 0) & (h > 0) & (x >= -tol) & (y >= -tol)
+        ok &= (x + w <= wi + tol) & (y + h <= hi + tol)
+    bad_box = np.bincount(objects.row[~ok], minlength=n)
+    known = np.isin(objects.cls, np.asarray(classes, dtype=object))
+    unknown = np.bincount(objects.row[~known], minlength=n)
+    return bad_box.astype(np.int64), unknown.astype(np.int64)
 
 
 def _crop_problems(manifest: pd.DataFrame) -> np.ndarray:

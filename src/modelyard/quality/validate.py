@@ -89,9 +89,10 @@ def validate(
             f"expectation suites not found in {suites_dir}: {', '.join(missing)} "
             "(run from the project root, or pass the folder that holds them)"
         )
+    objects = rules.parse_objects(manifest["objects"])
     frames = {
-        "samples": rules.sample_facts(manifest, classes, params),
-        "class_coverage": rules.class_coverage(manifest, classes),
+        "samples": rules.sample_facts(manifest, objects, classes, params),
+        "class_coverage": rules.class_coverage(manifest, objects, classes),
         "slice_coverage": rules.slice_coverage(manifest, params.slice_keys),
     }
     runs = [
