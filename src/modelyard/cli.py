@@ -24,7 +24,7 @@ from modelyard.db import connection, migrate
 from modelyard.db import datasets as datasets_db
 from modelyard.db import samples as samples_db
 from modelyard.db.connection import Connection
-from modelyard.errors import ModelyardError, NotFoundError, StateError
+from modelyard.errors import ModelyardError, NotFoundError
 from modelyard.storage import ObjectStore
 
 log = logging.getLogger("modelyard")
@@ -247,7 +247,9 @@ def dataset_split(
     seed: Annotated[
         int, typer.Option(help="Breaks ties between groups; same seed, same split.")
     ] = 0,
-    by: Annotated[str, typer.Option(help="What must not straddle splits.")] = "group_key",
+    by: Annotated[
+        str, typer.Option(help="What must not straddle splits: group_key or metadata.KEY.")
+    ] = "group_key",
     stratify: Annotated[
         str, typer.Option(help="Comma list: class, is_compliant, or metadata keys; 'none'.")
     ] = "class",
@@ -255,10 +257,10 @@ def dataset_split(
     report: Annotated[Path | None, typer.Option(help="JSON report path.")] = None,
 ) -> None:
     """Assign train/validation/test by group, balanced by class, deterministically."""
-    if by != "group_key":
-        raise StateError(f"--by '{by}': only group_key is supported; set group_key at ingest")
     keys = [] if stratify == "none" else [k.strip() for k in stratify.split(",") if k.strip()]
-    request = splits.SplitRequest(ratios=splits.parse_ratios(ratios), seed=seed, reassign=reassign)
+    request = splits.SplitRequest(
+        ratios=splits.parse_ratios(ratios), seed=seed, reassign=reassign, by=by
+    )
     with _conn() as conn:
         ds = datasets_db.find(conn, dataset)
         _, summary = splits.split_dataset(conn, ds, request, keys)

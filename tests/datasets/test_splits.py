@@ -173,3 +173,24 @@ def test_split_refused_unless_collecting(conn: Connection, demo_dataset: Dataset
     ready = datasets_db.find(conn, demo_dataset.name)
     with pytest.raises(StateError, match="collecting"):
         splits.split_dataset(conn, ready, REQUEST, ("class",))
+
+
+@pytest.mark.postgres
+def test_split_by_a_metadata_key_keeps_each_value_in_one_split(
+    conn: Connection, demo_dataset: Dataset
+) -> None:
+    request = SplitRequest(ratios=(0.6, 0.2, 0.2), seed=0, reassign=True, by="metadata.phase")
+    _, summary = splits.split_dataset(conn, demo_dataset, request, ("class",))
+    rows = conn.execute(
+        "SELECT metadata ->> 'phase' AS phase, array_agg(DISTINCT split) AS splits "
+        "FROM verify_ai_ml_samples WHERE dataset_id = %s GROUP BY 1",
+        (demo_dataset.id,),
+    ).fetchall()
+    assert len(rows) == 2 and all(len(r["splits"]) == 1 for r in rows)
+    assert summary["by"] == "metadata.phase"
+
+
+@pytest.mark.parametrize("by", ["camera", "metadata.", ""])
+def test_bad_by_is_refused(by: str) -> None:
+    with pytest.raises(StateError, match="--by"):
+        SplitRequest(ratios=(0.7, 0.15, 0.15), seed=0, by=by)

@@ -58,6 +58,17 @@ class SplitRequest:
     ratios: tuple[float, float, float]
     seed: int
     reassign: bool = False
+    by: str = "group_key"  # or "metadata.<key>": what must not straddle splits
+
+    def __post_init__(self) -> None:
+        if self.by != "group_key" and not (self.by.startswith("metadata.") and self.by[9:]):
+            raise StateError(
+                f"--by '{self.by}': use group_key or metadata.<key> (e.g. metadata.site)"
+            )
+
+    @property
+    def metadata_group(self) -> str | None:
+        return None if self.by == "group_key" else self.by.removeprefix("metadata.")
 
 
 @dataclass(kw_only=True)
@@ -280,7 +291,7 @@ def split_dataset(
         )
     meta_keys = [k for k in stratify if k not in STRATIFY_BUILTINS]
     with conn.transaction():
-        raw = samples_db.split_inputs_csv(conn, dataset.id, meta_keys)
+        raw = samples_db.split_inputs_csv(conn, dataset.id, meta_keys, request.metadata_group)
         frame, labels = _inputs(raw, stratify)
         if frame.empty:
             raise StateError(f"dataset '{dataset.name}' has no samples to split; ingest first")
@@ -296,6 +307,7 @@ def split_dataset(
         "ratios": list(request.ratios),
         "seed": request.seed,
         "reassign": request.reassign,
+        "by": request.by,
         "stratify": list(stratify),
         "changed": plan.changed,
         "held_out_augmented": len(plan.held_out_augmented),

@@ -136,22 +136,32 @@ def all_rows(conn: Connection, dataset_id: uuid.UUID) -> list[dict[str, Any]]:
 
 
 def split_inputs_csv(
-    conn: Connection, dataset_id: uuid.UUID, metadata_keys: Sequence[str] = ()
+    conn: Connection,
+    dataset_id: uuid.UUID,
+    metadata_keys: Sequence[str] = (),
+    group_by: str | None = None,
 ) -> bytes:
     """What a split needs of each sample, as CSV by COPY: id, image_path, group_key, split,
     is_augmented, is_compliant, augmented_from, classes (one per object, joined by U+001F)
-    and ``meta_0..`` (the values of ``metadata_keys``)."""
+    and ``meta_0..`` (the values of ``metadata_keys``). With ``group_by``, the ``group_key``
+    column holds that metadata key's value instead."""
     meta = [
         sql.SQL("metadata ->> {} AS {}").format(sql.Literal(k), sql.Identifier(f"meta_{i}"))
         for i, k in enumerate(metadata_keys)
     ]
     query = sql.SQL(
-        "COPY (SELECT id::text AS id, image_path, group_key, split, is_augmented::text, "
+        "COPY (SELECT id::text AS id, image_path, {} AS group_key, split, is_augmented::text, "
         "is_compliant::text, metadata ->> 'augmented_from' AS augmented_from, "
         "array_to_string(ARRAY(SELECT o ->> 'class' FROM "
         "jsonb_array_elements(annotations -> 'objects') o), chr(31)) AS classes{} "
         "FROM verify_ai_ml_samples WHERE dataset_id = {}) TO STDOUT WITH (FORMAT csv, HEADER)"
-    ).format(sql.SQL("").join(sql.SQL(", ") + m for m in meta), sql.Literal(str(dataset_id)))
+    ).format(
+        sql.SQL("group_key")
+        if group_by is None
+        else sql.SQL("metadata ->> {}").format(sql.Literal(group_by)),
+        sql.SQL("").join(sql.SQL(", ") + m for m in meta),
+        sql.Literal(str(dataset_id)),
+    )
     buf = bytearray()
     with conn.cursor().copy(query) as copy:
         for chunk in copy:
