@@ -26,7 +26,6 @@ import pandas as pd
 from modelyard.datasets import snapshot, splits
 from modelyard.db import connection, migrate
 from modelyard.db import datasets as datasets_db
-from modelyard.db import samples as samples_db
 from modelyard.db.connection import Connection
 from modelyard.quality import leakage, validate
 from modelyard.quality.rules import ValidateParams
@@ -195,9 +194,7 @@ def main() -> None:
 
 
 def _plan_only(conn: Connection, ds: datasets_db.Dataset, request: splits.SplitRequest) -> None:
-    raw = samples_db.split_inputs_csv(conn, ds.id, [k for k in STRATIFY if k != "class"])
-    frame, labels = splits._inputs(raw, STRATIFY)
-    splits.plan_frame(frame, request, labels).summary()
+    splits.plan_dataset(conn, ds, request, STRATIFY).summary()
 
 
 def _snapshot(conn: Connection, ds: datasets_db.Dataset, out: Path) -> snapshot.Snapshot:

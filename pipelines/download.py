@@ -10,6 +10,7 @@ from modelyard import stages
 from modelyard.datasets import download
 from modelyard.datasets.records import SPLITS
 from modelyard.datasets.snapshot import read_manifest
+from modelyard.files import write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             manifest = read_manifest(args.snapshot / f"manifest_{split}.csv")
             active = download.download(manifest, store, args.images, report)
             active.to_csv(args.out / f"manifest_{split}.csv", index=False, lineterminator="\n")
-        stages.write_json(args.report, report.as_dict())
+        write_json(args.report, report.as_dict())
         stages.log.info(
             "%d fetched, %d already cached, %d dropped (see %s)",
             report.fetched,

@@ -10,7 +10,7 @@ from typing import Any
 from modelyard import stages
 from modelyard.config import section
 from modelyard.datasets.snapshot import read_manifest
-from modelyard.quality import validate
+from modelyard.quality import EXIT_GATE_FAILED, validate
 from modelyard.quality.rules import ValidateParams
 
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 len(report.critical),
                 args.report,
             )
-            return stages.EXIT_GATE_FAILED
+            return EXIT_GATE_FAILED
         stages.log.info("quality gate passed (%d warnings)", len(report.warnings))
         return 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -18,13 +17,14 @@ from rich.table import Table
 
 from modelyard.config import Settings
 from modelyard.datasets import inspect as inspect_mod
-from modelyard.datasets import splits
 from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
 from modelyard.db import connection, migrate
 from modelyard.db import datasets as datasets_db
 from modelyard.db import samples as samples_db
 from modelyard.db.connection import Connection
 from modelyard.errors import ModelyardError, NotFoundError
+from modelyard.files import write_json
+from modelyard.quality import EXIT_GATE_FAILED
 from modelyard.storage import ObjectStore
 
 log = logging.getLogger("modelyard")
@@ -54,8 +54,6 @@ app.add_typer(ingest_app, name="ingest")
 
 # Exit status of an ingest that kept the good records but rejected some.
 EXIT_REJECTED = 3
-# Exit status of a quality gate that failed.
-EXIT_GATE_FAILED = 2
 
 
 @app.callback()
@@ -235,7 +233,7 @@ def dataset_inspect(
         ds = datasets_db.find(conn, dataset)
         data = inspect_mod.build_report(conn, _store(), ds, first=rows)
     path = report or Path("reports") / f"inspect_{ds.name}.json"
-    _write_json(path, data)
+    write_json(path, data)
     _print_inspection(data)
     out.print(f"\nreport: {path}")
 
@@ -257,6 +255,8 @@ def dataset_split(
     report: Annotated[Path | None, typer.Option(help="JSON report path.")] = None,
 ) -> None:
     """Assign train/validation/test by group, balanced by class, deterministically."""
+    from modelyard.datasets import splits  # pandas: kept off the CLI's start-up path
+
     keys = [] if stratify == "none" else [k.strip() for k in stratify.split(",") if k.strip()]
     request = splits.SplitRequest(
         ratios=splits.parse_ratios(ratios), seed=seed, reassign=reassign, by=by
@@ -265,7 +265,7 @@ def dataset_split(
         ds = datasets_db.find(conn, dataset)
         _, summary = splits.split_dataset(conn, ds, request, keys)
     path = report or Path("reports") / f"split_{ds.name}.json"
-    _write_json(path, summary)
+    write_json(path, summary)
     _print_split(summary)
     out.print(f"report: {path}")
 
@@ -329,7 +329,7 @@ def _ingest(
         report = IngestReport(dataset=ds.name, source_format=fmt, source_path=str(path))
         run_ingest(conn, _store(), ds, source, report)
     target = report_path or Path("reports") / f"ingest_{ds.name}_{fmt}.json"
-    _write_json(target, report.as_dict())
+    write_json(target, report.as_dict())
     _print_ingest(report)
     out.print(f"report: {target}")
     if report.rejections:
@@ -405,13 +405,6 @@ def demo_data(
 
 
 # ------------------------------------------------------------------ output
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _print_ingest(report: IngestReport) -> None:

@@ -8,9 +8,7 @@ hands a function to ``run`` — which sets up logging, loads params.yaml, and tu
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,9 +22,6 @@ from modelyard.storage import ObjectStore
 
 log = logging.getLogger("modelyard.stages")
 
-# Exit status of a stage whose gate failed (as opposed to one that could not run).
-EXIT_GATE_FAILED = 2
-
 
 def parser(stage: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"pipelines/{stage}.py", description=description)
@@ -37,8 +32,7 @@ def parser(stage: str, description: str) -> argparse.ArgumentParser:
 def run(stage: str, body: Callable[[dict[str, Any]], int], params_path: Path) -> int:
     """Run ``body(params)``; a ModelyardError becomes one error line and status 1."""
     logging.basicConfig(level=logging.INFO, format=f"{stage}: %(levelname)s %(message)s")
-    for noisy in ("great_expectations", "pgserver"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:
         return body(load_params(params_path))
     except ModelyardError as exc:
@@ -60,10 +54,3 @@ def database() -> Iterator[Connection]:
 
 def store() -> ObjectStore:
     return ObjectStore(Settings.from_env().storage_url)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

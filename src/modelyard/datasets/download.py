@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -18,6 +17,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from modelyard.errors import IntegrityError, NotFoundError, StorageError
+from modelyard.files import write_atomic
 from modelyard.storage import ObjectStore, sha256_bytes
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,6 @@ def _ensure(store: ObjectStore, target: Path, sha256: str, report: DownloadRepor
             img.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         return f"image does not decode ({type(exc).__name__}); re-ingest it"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    write_atomic(target, data)
     report.fetched += 1
     return None

@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from modelyard.db import snapshots as snapshots_db
 from modelyard.db.connection import Connection
 from modelyard.db.datasets import Dataset
 from modelyard.errors import ConfigError
+from modelyard.files import write_atomic, write_json
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,10 @@ def build(conn: Connection, dataset: Dataset, params: SnapshotParams) -> Snapsho
 def write(snapshot: Snapshot, out_dir: Path) -> dict[str, Any]:
     """Write the manifests and ``snapshot.json``; returns the snapshot.json content."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / "manifest_full.csv", snapshot.full)
+    write_atomic(out_dir / "manifest_full.csv", snapshot.full)
     for split, data in snapshot.by_split.items():
-        _write_atomic(out_dir / f"manifest_{split}.csv", data)
-    _write_atomic(out_dir / "excluded.csv", snapshot.excluded)
+        write_atomic(out_dir / f"manifest_{split}.csv", data)
+    write_atomic(out_dir / "excluded.csv", snapshot.excluded)
     kept = snapshot.counts["kept"]
     rows = {"full": sum(kept.values()), **{s: kept.get(s, 0) for s in SPLITS}}
     rows["unassigned"] = kept.get("", 0)
@@ -133,7 +133,7 @@ def write(snapshot: Snapshot, out_dir: Path) -> dict[str, Any]:
         "excluded": snapshot.counts["excluded"],
         "content_hash": content_hash(snapshot.full, ds.classes),
     }
-    _write_atomic(out_dir / "snapshot.json", (json.dumps(info, indent=2) + "\n").encode())
+    write_json(out_dir / "snapshot.json", info)
     return info
 
 
@@ -142,9 +142,3 @@ def content_hash(manifest_full: bytes, classes: tuple[str, ...]) -> str:
     h = hashlib.sha256(json.dumps(list(classes)).encode())
     h.update(manifest_full)
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -83,10 +83,15 @@ class SplitPlan:
     def assignment(self) -> dict[str, str | None]:
         return dict(zip(self.frame["id"], self.frame["new_split"], strict=True))
 
+    def changes(self) -> dict[str, str | None]:
+        """sample id -> new split, for the samples whose split changes."""
+        f = self.frame
+        moved = f.loc[f["split"].fillna("") != f["new_split"].fillna("")]
+        return dict(zip(moved["id"], moved["new_split"], strict=True))
+
     @property
     def changed(self) -> int:
-        old, new = self.frame["split"], self.frame["new_split"]
-        return int((old.fillna("") != new.fillna("")).sum())
+        return len(self.changes())
 
     @property
     def held_out_augmented(self) -> list[str]:
@@ -279,6 +284,18 @@ def _inputs(raw: bytes, stratify: Sequence[str]) -> tuple[pd.DataFrame, pd.DataF
     return frame, labels
 
 
+def plan_dataset(
+    conn: Connection, dataset: Dataset, request: SplitRequest, stratify: Sequence[str]
+) -> SplitPlan:
+    """Read what the split needs of the dataset's samples and plan it; writes nothing."""
+    meta_keys = [k for k in stratify if k not in STRATIFY_BUILTINS]
+    raw = samples_db.split_inputs_csv(conn, dataset.id, meta_keys, request.metadata_group)
+    frame, labels = _inputs(raw, stratify)
+    if frame.empty:
+        raise StateError(f"dataset '{dataset.name}' has no samples to split; ingest first")
+    return plan_frame(frame, request, labels)
+
+
 def split_dataset(
     conn: Connection, dataset: Dataset, request: SplitRequest, stratify: Sequence[str]
 ) -> tuple[SplitPlan, dict[str, Any]]:
@@ -289,19 +306,10 @@ def split_dataset(
             f"dataset '{dataset.name}' is {dataset.status}; splits change only while it is "
             f"collecting (modelyard dataset set-status {dataset.name} collecting)"
         )
-    meta_keys = [k for k in stratify if k not in STRATIFY_BUILTINS]
     with conn.transaction():
-        raw = samples_db.split_inputs_csv(conn, dataset.id, meta_keys, request.metadata_group)
-        frame, labels = _inputs(raw, stratify)
-        if frame.empty:
-            raise StateError(f"dataset '{dataset.name}' has no samples to split; ingest first")
-        plan = plan_frame(frame, request, labels)
-        changed = plan.frame.loc[
-            plan.frame["split"].fillna("") != plan.frame["new_split"].fillna("")
-        ]
-        samples_db.write_splits(
-            conn, dataset.id, dict(zip(changed["id"], changed["new_split"], strict=True))
-        )
+        plan = plan_dataset(conn, dataset, request, stratify)
+        changes = plan.changes()
+        samples_db.write_splits(conn, dataset.id, changes)
     summary = {
         "dataset": dataset.name,
         "ratios": list(request.ratios),
@@ -309,9 +317,9 @@ def split_dataset(
         "reassign": request.reassign,
         "by": request.by,
         "stratify": list(stratify),
-        "changed": plan.changed,
+        "changed": len(changes),
         "held_out_augmented": len(plan.held_out_augmented),
         "splits": plan.summary(),
     }
-    log.info("split %s: %d samples changed split", dataset.name, plan.changed)
+    log.info("split %s: %d samples changed split", dataset.name, len(changes))
     return plan, summary

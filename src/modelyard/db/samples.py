@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg import sql
 
-from modelyard.db.connection import Connection, fetch_one
+from modelyard.db.connection import Connection, copy_csv, fetch_one
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,11 +150,11 @@ def split_inputs_csv(
         for i, k in enumerate(metadata_keys)
     ]
     query = sql.SQL(
-        "COPY (SELECT id::text AS id, image_path, {} AS group_key, split, is_augmented::text, "
+        "SELECT id::text AS id, image_path, {} AS group_key, split, is_augmented::text, "
         "is_compliant::text, metadata ->> 'augmented_from' AS augmented_from, "
         "array_to_string(ARRAY(SELECT o ->> 'class' FROM "
         "jsonb_array_elements(annotations -> 'objects') o), chr(31)) AS classes{} "
-        "FROM verify_ai_ml_samples WHERE dataset_id = {}) TO STDOUT WITH (FORMAT csv, HEADER)"
+        "FROM verify_ai_ml_samples WHERE dataset_id = {}"
     ).format(
         sql.SQL("group_key")
         if group_by is None
@@ -162,11 +162,7 @@ def split_inputs_csv(
         sql.SQL("").join(sql.SQL(", ") + m for m in meta),
         sql.Literal(str(dataset_id)),
     )
-    buf = bytearray()
-    with conn.cursor().copy(query) as copy:
-        for chunk in copy:
-            buf += chunk
-    return bytes(buf)
+    return copy_csv(conn, query).data
 
 
 def write_splits(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from modelyard.db.connection import Connection
+from modelyard.db.connection import Connection, CsvRows, copy_csv
 
 # The manifest's columns, in order: what a snapshot exports of each sample.
 MANIFEST_SELECT = (
@@ -76,22 +76,6 @@ def _reason(gates: Gates) -> sql.Composed:
     return sql.SQL("CASE {} END").format(sql.SQL(" ").join(parts))
 
 
-@dataclass(frozen=True, kw_only=True)
-class CsvRows:
-    data: bytes
-    rows: int
-
-
-def _copy(conn: Connection, query: sql.Composable) -> CsvRows:
-    buf = bytearray()
-    statement = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(query)
-    cursor = conn.cursor()
-    with cursor.copy(statement) as copy:
-        for chunk in copy:
-            buf += chunk
-    return CsvRows(data=bytes(buf), rows=cursor.rowcount)
-
-
 def manifest_csv(
     conn: Connection, dataset_id: uuid.UUID, gates: Gates | None = None, split: str | None = None
 ) -> CsvRows:
@@ -108,7 +92,7 @@ def manifest_csv(
     query = sql.SQL(
         'SELECT {} FROM verify_ai_ml_samples WHERE {} ORDER BY image_path COLLATE "C", id'
     ).format(columns, sql.SQL(" AND ").join(where))
-    return _copy(conn, query)
+    return copy_csv(conn, query)
 
 
 def excluded_csv(conn: Connection, dataset_id: uuid.UUID, gates: Gates) -> CsvRows:
@@ -118,4 +102,4 @@ def excluded_csv(conn: Connection, dataset_id: uuid.UUID, gates: Gates) -> CsvRo
         "FROM verify_ai_ml_samples WHERE dataset_id = {}) r WHERE reason IS NOT NULL "
         'ORDER BY image_path COLLATE "C", sample_id'
     ).format(_reason(gates), sql.Literal(str(dataset_id)))
-    return _copy(conn, query)
+    return copy_csv(conn, query)

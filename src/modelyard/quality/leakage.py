@@ -147,7 +147,11 @@ def cross_split_near_duplicates(
     other = np.zeros(len(hashes), dtype=np.int64)
     partner = np.full(len(hashes), -1, dtype=np.int64)
     checked = valid & (split_codes >= 0)
-    values = {s: np.unique(hashes[checked & (split_codes == s)]) for s in range(3)}
+    rows = {s: np.flatnonzero(checked & (split_codes == s)) for s in range(3)}
+    values, first_row = {}, {}
+    for s in range(3):  # distinct hashes per split, and the first row holding each
+        values[s], first = np.unique(hashes[rows[s]], return_index=True)
+        first_row[s] = rows[s][first]
     near = {s: np.zeros(len(values[s]), dtype=np.int64) for s in range(3)}
     match: dict[int, dict[int, tuple[int, int]]] = {s: {} for s in range(3)}
     for a, b in ((0, 1), (0, 2), (1, 2)):
@@ -157,21 +161,13 @@ def cross_split_near_duplicates(
         np.bitwise_or.at(near[a], ia, 1 << b)
         np.bitwise_or.at(near[b], ib, 1 << a)
         for x, y in zip(ia.tolist(), ib.tolist(), strict=True):
-            match[a].setdefault(x, (b, int(values[b][y])))
-            match[b].setdefault(y, (a, int(values[a][x])))
-    first_row: dict[tuple[int, int], int] = {}
+            match[a].setdefault(x, (b, y))
+            match[b].setdefault(y, (a, x))
     for s in range(3):
-        rows = np.flatnonzero(checked & (split_codes == s))
-        if len(rows) == 0:
-            continue
-        where = np.searchsorted(values[s], hashes[rows])
-        other[rows] = np.bitwise_count(near[s][where])
-        for r, v in zip(rows.tolist(), hashes[rows].tolist(), strict=True):
-            first_row.setdefault((s, int(v)), r)
-    for s in range(3):
-        rows = np.flatnonzero(checked & (split_codes == s) & (other > 0))
-        for r in rows.tolist():
-            idx = int(np.searchsorted(values[s], hashes[r]))
-            t, v = match[s][idx]
-            partner[r] = first_row[(t, v)]
+        where = np.searchsorted(values[s], hashes[rows[s]])
+        other[rows[s]] = np.bitwise_count(near[s][where])
+        flagged = near[s][where] > 0  # only these rows pay for the partner look-up
+        for r, idx in zip(rows[s][flagged].tolist(), where[flagged].tolist(), strict=True):
+            t, j = match[s][idx]
+            partner[r] = first_row[t][j]
     return other, partner

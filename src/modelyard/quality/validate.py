@@ -7,10 +7,7 @@ snapshot would export now).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from modelyard.errors import ConfigError
+from modelyard.files import write_json
 from modelyard.quality import rules
 from modelyard.quality.expectations import Finding, SuiteRun, run_suites
 from modelyard.quality.rules import ValidateParams
@@ -39,7 +37,6 @@ class QualityReport:
     rows_checked: int
     findings: list[Finding]
     params: ValidateParams
-    seconds: float
     docs: str | None = None
 
     @property
@@ -82,7 +79,6 @@ def validate(
     docs_dir: Path | None = None,
 ) -> QualityReport:
     """Run every suite of ``suites_dir`` on ``manifest`` (all-string snapshot columns)."""
-    start = time.perf_counter()
     missing = [s for s in SUITES if not (suites_dir / f"{s}.json").is_file()]
     if missing:
         raise ConfigError(
@@ -105,7 +101,6 @@ def validate(
         rows_checked=len(manifest),
         findings=findings,
         params=params,
-        seconds=time.perf_counter() - start,
         docs=str(docs_dir / "index.html") if docs_dir is not None else None,
     )
     log.info(
@@ -119,7 +114,4 @@ def validate(
 
 
 def write_report(report: QualityReport, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, report.as_dict())
