@@ -140,19 +140,15 @@ def main() -> None:
             lambda: _snapshot(conn, ds, work / "snapshot"),
         )
         report = timed(
-            "validate (derive, near-dups, 3 GX suites)",
+            "validate (read, derive, near-dups, GX)",
             results,
-            validate.validate,
-            snap.rows,
-            dataset="scale",
-            classes=tuple(CLASSES),
-            params=ValidateParams(),
-            suites_dir=ROOT / "expectations",
+            _validate,
+            work / "snapshot" / "manifest_full.csv",
         )
         keys = (
             "split: the command (read, plan, write)",
             "snapshot (COPY out, gates, manifests)",
-            "validate (derive, near-dups, 3 GX suites)",
+            "validate (read, derive, near-dups, GX)",
         )
         total = sum(results[k] for k in keys)
         write = results[keys[0]] - results["split: read + plan, in memory (no write)"]
@@ -201,6 +197,18 @@ def _snapshot(conn: Connection, ds: datasets_db.Dataset, out: Path) -> snapshot.
     snap = snapshot.build(conn, ds, snapshot.SnapshotParams())
     snapshot.write(snap, out)
     return snap
+
+
+def _validate(manifest: Path) -> validate.QualityReport:
+    """What the validate stage does: read the manifest file, derive, run the suites (the GX
+    import included: the stage pays it too)."""
+    return validate.validate(
+        snapshot.read_manifest(manifest),
+        dataset="scale",
+        classes=tuple(CLASSES),
+        params=ValidateParams(),
+        suites_dir=ROOT / "expectations",
+    )
 
 
 def _peer_gx(frame: pd.DataFrame) -> None:

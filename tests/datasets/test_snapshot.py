@@ -103,6 +103,36 @@ def test_rows_a_looser_schema_let_in_are_excluded(
     assert str(first["id"]) not in set(full["sample_id"])
 
 
+def test_rows_with_commas_quotes_and_newlines_are_cut_whole(
+    conn: Connection, demo_dataset: Dataset, tmp_path: Path
+) -> None:
+    """Manifests are cut from COPY's rows by code: a quoted field spanning lines stays whole."""
+    kept, dropped = conn.execute(
+        "SELECT id FROM verify_ai_ml_samples WHERE review_status = 'approved' "
+        "AND split = 'test' ORDER BY image_path LIMIT 2"
+    ).fetchall()
+    conn.execute(
+        "UPDATE verify_ai_ml_samples SET image_path = %s, group_key = %s WHERE id = %s",
+        ('odd, "name"\nline2.jpg', "g,1\n2", kept["id"]),
+    )
+    conn.execute(
+        "UPDATE verify_ai_ml_samples SET image_path = %s, review_status = 'pending' WHERE id = %s",
+        ('b, "x"\ny.jpg', dropped["id"]),
+    )
+    _write(conn, demo_dataset, tmp_path)
+    test = read_manifest(tmp_path / "manifest_test.csv")
+    row = test[test["sample_id"] == str(kept["id"])].iloc[0]
+    assert (row["image_path"], row["group_key"]) == ('odd, "name"\nline2.jpg', "g,1\n2")
+    full = read_manifest(tmp_path / "manifest_full.csv")
+    assert len(full) == sum(
+        len(read_manifest(tmp_path / f"manifest_{s}.csv")) for s in ("train", "validation", "test")
+    )
+    excluded = read_manifest(tmp_path / "excluded.csv")
+    listed = excluded[excluded["sample_id"] == str(dropped["id"])].iloc[0]
+    assert listed["image_path"] == 'b, "x"\ny.jpg'
+    assert listed["reason"] == "review_status not in ['approved']"
+
+
 def test_download_drops_missing_and_corrupt_images_and_convert_writes_layouts(
     conn: Connection, demo_dataset: Dataset, store: ObjectStore, tmp_path: Path
 ) -> None:

@@ -75,3 +75,15 @@ def test_splits_per_key_counts_distinct_splits() -> None:
     splits = np.array([0, 2, 1, 1, 1])
     counts = leakage.splits_per_key(keys, splits, np.ones(5, dtype=bool))
     assert counts.tolist() == [2, 2, 1, 1, 1]
+
+
+def test_parse_hashes_reads_hex_and_flags_the_rest() -> None:
+    texts = np.array(
+        ["00000000000000ff", "FFFFFFFFFFFFFFFF", "0123456789abcdef", "0123456789abcdeg", "abc", "",
+         None, "éééééééééééééééé"],
+        dtype=object,
+    )  # fmt: skip
+    values, valid = leakage.parse_hashes(texts)
+    assert valid.tolist() == [True, True, True, False, False, False, False, False]
+    assert values[:3].tolist() == [0xFF, 2**64 - 1, 0x0123456789ABCDEF]
+    assert values[3:].tolist() == [0] * 5

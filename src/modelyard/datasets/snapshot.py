@@ -17,6 +17,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from modelyard.files import write_atomic, write_json
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = snapshots_db.MANIFEST_COLUMNS
+SPLIT_CODES = snapshots_db.SPLIT_CODES
 SNAPSHOT_SCHEMA = 1
 
 
@@ -85,24 +87,49 @@ def build(conn: Connection, dataset: Dataset, params: SnapshotParams) -> Snapsho
     )
     with conn.transaction():  # one consistent view of the rows for every file
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        # sorting a million wide rows spills to disk at the default 4 MB
-        conn.execute("SET LOCAL work_mem = '256MB'")
-        full = snapshots_db.manifest_csv(conn, dataset.id, gates)
-        parts = {s: snapshots_db.manifest_csv(conn, dataset.id, gates, s) for s in SPLITS}
-        excluded = snapshots_db.excluded_csv(conn, dataset.id, gates)
-    kept = {s: part.rows for s, part in parts.items()}
-    kept[""] = full.rows - sum(kept.values())
-    text = io.StringIO(excluded.data.decode())
-    reasons = Counter(row["reason"] for row in csv.DictReader(text))
-    log.info("snapshot %s: %d rows kept, %d excluded", dataset.name, full.rows, excluded.rows)
+        conn.execute("SET LOCAL work_mem = '256MB'")  # the row codes sort in memory
+        rows = snapshots_db.dataset_rows(conn, dataset.id, gates)
+    codes = rows.codes
+    reasons = gates.reasons()
+    head = rows.header
+    full = head + b"".join(compress(rows.lines, (c in SPLIT_CODES for c in codes)))
+    by_split = {
+        split: head + b"".join(compress(rows.lines, (c == code for c in codes)))
+        for code, split in SPLIT_CODES.items()
+        if split is not None
+    }
+    letters = Counter(codes)
+    kept = {split or "": letters.get(code, 0) for code, split in SPLIT_CODES.items()}
+    excluded = _excluded_csv(rows.lines, codes, reasons)
+    log.info(
+        "snapshot %s: %d rows kept, %d excluded",
+        dataset.name,
+        sum(kept.values()),
+        len(codes) - sum(kept.values()),
+    )
     return Snapshot(
         dataset=dataset,
         params=params,
-        full=full.data,
-        by_split={s: part.data for s, part in parts.items()},
-        excluded=excluded.data,
-        counts={"kept": kept, "excluded": dict(sorted(reasons.items()))},
+        full=full,
+        by_split=by_split,
+        excluded=excluded,
+        counts={
+            "kept": kept,
+            "excluded": dict(sorted((reasons[c], n) for c, n in letters.items() if c in reasons)),
+        },
     )
+
+
+def _excluded_csv(lines: list[bytes], codes: str, reasons: dict[str, str]) -> bytes:
+    """sample_id, image_path, reason of every excluded row (path order)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("sample_id", "image_path", "reason"))
+    for line, code in zip(lines, codes, strict=True):
+        if code in reasons:
+            sample_id, image_path = next(csv.reader([line.decode()]))[:2]
+            writer.writerow((sample_id, image_path, reasons[code]))
+    return out.getvalue().encode()
 
 
 def write(snapshot: Snapshot, out_dir: Path) -> dict[str, Any]:

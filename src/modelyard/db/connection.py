@@ -162,3 +162,14 @@ def copy_csv(conn: Connection, query: sql.Composable) -> CsvRows:
         for chunk in copy:
             buf += chunk
     return CsvRows(data=bytes(buf), rows=cursor.rowcount)
+
+
+def copy_lines(conn: Connection, query: sql.Composable) -> list[bytes]:
+    """``COPY (query) TO STDOUT`` as CSV: the header line, then one item per row.
+
+    The protocol sends each row as one message (libpq hands them out "one data row at a
+    time"), so a row whose quoted field holds a newline is still one item.
+    """
+    statement = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(query)
+    with conn.cursor().copy(statement) as copy:
+        return [bytes(chunk) for chunk in copy]

@@ -165,6 +165,9 @@ def split_inputs_csv(
     return copy_csv(conn, query).data
 
 
+_COPY_NULL = "\\N"  # NULL in COPY's text format
+
+
 def write_splits(
     conn: Connection, dataset_id: uuid.UUID, assignment: Mapping[str, str | None]
 ) -> int:
@@ -173,9 +176,12 @@ def write_splits(
     Call inside the caller's transaction.
     """
     conn.execute("CREATE TEMP TABLE incoming_splits (id uuid, split text) ON COMMIT DROP")
+    # ids are uuids and splits one of three words: nothing to escape in COPY's text format
+    text = "".join(
+        f"{sample_id}\t{split or _COPY_NULL}\n" for sample_id, split in assignment.items()
+    )
     with conn.cursor().copy("COPY incoming_splits (id, split) FROM STDIN") as copy:
-        for sample_id, split in assignment.items():
-            copy.write_row((sample_id, split))
+        copy.write(text)
     cur = conn.execute(
         "UPDATE verify_ai_ml_samples s SET split = i.split FROM incoming_splits i "
         "WHERE s.id = i.id AND s.dataset_id = %s AND s.split IS DISTINCT FROM i.split",

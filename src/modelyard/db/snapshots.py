@@ -1,8 +1,9 @@
-"""The rows a snapshot exports, as CSV straight from PostgreSQL (COPY), with the export-time
-gates evaluated in SQL: a million rows never pass through Python one by one.
+"""The rows a snapshot exports, as CSV lines straight from PostgreSQL (COPY), with the
+export-time gates evaluated in SQL: one pass reads the rows, one query says of each row which
+gate it fails or which split it is in, and the manifests are cut from the lines by that code.
 
-Rows are ordered by image path in the "C" collation (byte order), so the same rows give the
-same bytes whatever the server's locale.
+Rows come in image path order; the column compares bytes (collation "C"), so the same rows
+give the same bytes whatever the server's locale.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from modelyard.db.connection import Connection, CsvRows, copy_csv
+from modelyard.db.connection import Connection, copy_lines
+from modelyard.errors import DatabaseError
 
 # The manifest's columns, in order: what a snapshot exports of each sample.
 MANIFEST_SELECT = (
@@ -50,56 +52,84 @@ class Gates:
     review_statuses: Sequence[str]
     min_rating_count: int
 
+    def reasons(self) -> dict[str, str]:
+        """Code letter -> the reason a row fails that gate, in the order they are tested."""
+        statuses = sorted(self.review_statuses)
+        out = {
+            "p": "missing or invalid image path",
+            "s": "missing or invalid image sha256",
+            "r": f"review_status not in {statuses}",
+        }
+        if self.min_rating_count > 0:
+            out["c"] = f"rating_count below {self.min_rating_count}"
+        return out
 
-def _reason(gates: Gates) -> sql.Composed:
-    """SQL for the first export gate a row fails (NULL when it passes)."""
-    statuses = sorted(gates.review_statuses)
-    parts = [
-        sql.SQL(
-            "WHEN image_path IS NULL OR image_path ~ {} THEN 'missing or invalid image path'"
-        ).format(sql.Literal(BAD_PATH)),
-        sql.SQL(
-            "WHEN image_sha256 IS NULL OR length(image_sha256) <> 64 OR image_sha256::text !~ {} "
-            "THEN 'missing or invalid image sha256'"
+
+# Code letters of the rows that pass every gate: their split.
+SPLIT_CODES = {"t": "train", "v": "validation", "e": "test", "-": None}
+
+
+def _code(gates: Gates) -> sql.Composed:
+    """SQL for one letter per row: the first gate it fails, else its split (SPLIT_CODES)."""
+    tests = {
+        "p": sql.SQL("image_path IS NULL OR image_path ~ {}").format(sql.Literal(BAD_PATH)),
+        "s": sql.SQL(
+            "image_sha256 IS NULL OR length(image_sha256) <> 64 OR image_sha256::text !~ {}"
         ).format(sql.Literal(SHA256_CHARS)),
-        sql.SQL("WHEN NOT (review_status = ANY({})) THEN {}").format(
-            sql.Literal(statuses), sql.Literal(f"review_status not in {statuses}")
+        "r": sql.SQL("NOT (review_status = ANY({}))").format(
+            sql.Literal(sorted(gates.review_statuses))
         ),
+        "c": sql.SQL("coalesce(rating_count, 0) < {}").format(sql.Literal(gates.min_rating_count)),
+    }
+    whens = [
+        sql.SQL("WHEN {} THEN {}").format(tests[code], sql.Literal(code))
+        for code in gates.reasons()
     ]
-    if gates.min_rating_count > 0:
-        parts.append(
-            sql.SQL("WHEN coalesce(rating_count, 0) < {} THEN {}").format(
-                sql.Literal(gates.min_rating_count),
-                sql.Literal(f"rating_count below {gates.min_rating_count}"),
-            )
-        )
-    return sql.SQL("CASE {} END").format(sql.SQL(" ").join(parts))
+    whens += [
+        sql.SQL("WHEN split = {} THEN {}").format(sql.Literal(split), sql.Literal(code))
+        for code, split in SPLIT_CODES.items()
+        if split is not None
+    ]
+    return sql.SQL("CASE {} ELSE '-' END").format(sql.SQL(" ").join(whens))
 
 
-def manifest_csv(
-    conn: Connection, dataset_id: uuid.UUID, gates: Gates | None = None, split: str | None = None
-) -> CsvRows:
-    """The dataset's rows (those passing ``gates``; of one ``split`` if given) as CSV."""
+@dataclass(frozen=True, kw_only=True)
+class DatasetRows:
+    """Every row of a dataset as manifest CSV lines in path order, and one code per row."""
+
+    header: bytes
+    lines: list[bytes]
+    codes: str  # a letter of Gates.reasons() or SPLIT_CODES per line
+
+
+def dataset_rows(conn: Connection, dataset_id: uuid.UUID, gates: Gates) -> DatasetRows:
+    """The dataset's rows (COPY, in the unique index's byte order) and each row's code.
+
+    Call inside a REPEATABLE READ transaction so both queries see the same rows.
+    """
+    where = sql.SQL("dataset_id = {}").format(sql.Literal(str(dataset_id)))
+    codes = conn.execute(
+        sql.SQL(
+            "SELECT string_agg({}, '' ORDER BY image_path COLLATE \"C\") AS codes FROM {} WHERE {}"
+        ).format(_code(gates), _TABLE, where)
+    ).fetchone()
     columns = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(name))
         for name, expr in MANIFEST_SELECT
     )
-    where = [sql.SQL("dataset_id = {}").format(sql.Literal(str(dataset_id)))]
-    if gates is not None:
-        where.append(sql.SQL("({}) IS NULL").format(_reason(gates)))
-    if split is not None:
-        where.append(sql.SQL("split = {}").format(sql.Literal(split)))
-    query = sql.SQL(
-        'SELECT {} FROM verify_ai_ml_samples WHERE {} ORDER BY image_path COLLATE "C", id'
-    ).format(columns, sql.SQL(" AND ").join(where))
-    return copy_csv(conn, query)
+    lines = copy_lines(
+        conn,
+        sql.SQL('SELECT {} FROM {} WHERE {} ORDER BY image_path COLLATE "C"').format(
+            columns, _TABLE, where
+        ),
+    )
+    text = (codes or {}).get("codes") or ""
+    if len(text) != len(lines) - 1:
+        raise DatabaseError(
+            f"snapshot read {len(lines) - 1} rows but {len(text)} row codes: run it inside "
+            "one REPEATABLE READ transaction"
+        )
+    return DatasetRows(header=lines[0], lines=lines[1:], codes=text)
 
 
-def excluded_csv(conn: Connection, dataset_id: uuid.UUID, gates: Gates) -> CsvRows:
-    """sample_id, image_path, reason for every row the gates exclude."""
-    query = sql.SQL(
-        "SELECT * FROM (SELECT id::text AS sample_id, image_path, {} AS reason "
-        "FROM verify_ai_ml_samples WHERE dataset_id = {}) r WHERE reason IS NOT NULL "
-        'ORDER BY image_path COLLATE "C", sample_id'
-    ).format(_reason(gates), sql.Literal(str(dataset_id)))
-    return copy_csv(conn, query)
+_TABLE = sql.Identifier("verify_ai_ml_samples")

@@ -1,19 +1,27 @@
 """Leakage between splits: groups and images that appear in more than one split, and
 near-duplicate photos (perceptual hashes a few bits apart) across splits.
 
-Near duplicates are found without comparing all pairs: each 64-bit hash is cut into four
-16-bit bands. If two hashes differ in at most ``t`` bits, then by the pigeonhole principle
-some band differs in at most ``t // 4`` bits, so probing every band's key and its neighbours
-within ``t // 4`` bits finds every such pair; only those candidates are compared in full.
+Near duplicates are found without comparing all pairs, by the pigeonhole principle: hashes
+are bucketed by 16-bit keys cut from them so that any two within ``t`` bits share a key in
+at least one table, and only hashes sharing a bucket are compared in full.
+
+* ``t`` from 4 to 6: the eight bytes of a hash; ``t`` differing bits touch at most ``t``
+  bytes, so some pair of bytes is equal in both: 28 tables keyed by each pair of bytes.
+* otherwise: four 16-bit bands; some band differs in at most ``t // 4`` bits, so each band's
+  key is probed with its neighbours within ``t // 4`` bits (4 tables, 1, 17 or 137 probes).
+
 Identical hashes are collapsed first, so a thousand copies of one blank frame cost one entry.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from modelyard.errors import ConfigError
 
@@ -36,11 +44,25 @@ class NearDuplicates:
 
 def parse_hashes(hex_hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """16-hex-digit strings -> (uint64 values, mask of rows that had a valid hash)."""
-    valid = np.array([len(h) == 16 for h in hex_hashes], dtype=bool)
-    values = np.zeros(len(hex_hashes), dtype=np.uint64)
+    texts = [h if type(h) is str and len(h) == 16 else "" for h in hex_hashes.tolist()]
+    valid = np.fromiter((len(h) == 16 for h in texts), dtype=bool, count=len(texts))
+    digits = np.full((len(texts), 16), 255, dtype=np.uint8)
     if valid.any():
-        values[valid] = np.array([int(h, 16) for h in hex_hashes[valid]], dtype=np.uint64)
+        raw = "".join(texts).encode("ascii", errors="replace")  # 16 bytes per valid row
+        digits[valid] = _HEX[np.frombuffer(raw, dtype=np.uint8)].reshape(-1, 16)
+    valid &= (digits < 16).all(axis=1)
+    digits[~valid] = 0
+    packed = (digits[:, 0::2] << 4) | digits[:, 1::2]  # two hex digits per byte
+    values = np.ascontiguousarray(packed).view(">u8").ravel().astype(np.uint64)
     return values, valid
+
+
+# ASCII byte -> hex digit value (0-15), 255 for any other byte
+_HEX = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX[_c] = 10 + _i
 
 
 def near_duplicate_pairs(hashes: np.ndarray, threshold: int) -> NearDuplicates:
@@ -72,22 +94,20 @@ def _search(
             f"validate.near_duplicate_hamming: {threshold} is outside 0..{MAX_HAMMING} "
             "(64-bit dHash; 4-10 is the usual range for near-identical photos)"
         )
-    probes = _probes(threshold // BANDS)
     found_i: list[np.ndarray] = []
     found_q: list[np.ndarray] = []
-    for band in range(BANDS):
-        shift = np.uint64(band * BAND_BITS)
-        keys = ((index >> shift) & np.uint64(0xFFFF)).astype(np.int64)
-        order = np.argsort(keys, kind="stable")
+    for key, probes in _tables(threshold):
+        keys = key(index)
+        order = np.argsort(keys, kind="stable")  # radix sort: the keys are uint16
+        bucketed = index[order]  # each bucket's hashes side by side
         counts = np.bincount(keys, minlength=1 << BAND_BITS)
         starts = np.cumsum(counts) - counts
         for lo in range(0, len(queries), _CHUNK):
             chunk = queries[lo : lo + _CHUNK]
-            qkeys = ((chunk >> shift) & np.uint64(0xFFFF)).astype(np.int64)
+            qkeys = key(chunk)
             for probe in probes:
-                q, i = _bucket_pairs(qkeys ^ probe, starts, counts, order)
-                close = np.bitwise_count(chunk[q] ^ index[i]) <= threshold
-                q, i = q[close] + lo, i[close]
+                q, pos = _close_in_bucket(chunk, qkeys ^ probe, starts, counts, bucketed, threshold)
+                i, q = order[pos], q + lo
                 if same_set:
                     keep = i < q
                     q, i = q[keep], i[keep]
@@ -100,6 +120,30 @@ def _search(
     return codes // n, codes % n
 
 
+KeyFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _tables(threshold: int) -> list[tuple[KeyFn, list[int]]]:
+    """The bucket tables for ``threshold``: a uint16 key function and the probes of each."""
+    if 4 <= threshold <= 6:
+        return [
+            (functools.partial(_byte_pair_key, i, j), [0])
+            for i, j in itertools.combinations(range(8), 2)
+        ]
+    probes = _probes(threshold // BANDS)
+    return [(functools.partial(_band_key, band), probes) for band in range(BANDS)]
+
+
+def _band_key(band: int, values: np.ndarray) -> np.ndarray:
+    return ((values >> np.uint64(band * BAND_BITS)) & np.uint64(0xFFFF)).astype(np.uint16)
+
+
+def _byte_pair_key(i: int, j: int, values: np.ndarray) -> np.ndarray:
+    high = (values >> np.uint64(8 * i)) & np.uint64(0xFF)
+    low = (values >> np.uint64(8 * j)) & np.uint64(0xFF)
+    return ((high << np.uint64(8)) | low).astype(np.uint16)
+
+
 def _probes(radius: int) -> list[int]:
     out = [0]
     for r in range(1, radius + 1):
@@ -108,18 +152,31 @@ def _probes(radius: int) -> list[int]:
     return out
 
 
-def _bucket_pairs(
-    queries: np.ndarray, starts: np.ndarray, counts: np.ndarray, order: np.ndarray
+def _close_in_bucket(
+    queries: np.ndarray,
+    keys: np.ndarray,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    bucketed: np.ndarray,
+    threshold: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j) for every i and every j whose band key equals ``queries[i]``."""
-    lo, size = starts[queries], counts[queries]
-    total = int(size.sum())
-    if total == 0:
-        return _EMPTY, _EMPTY
-    i = np.repeat(np.arange(len(queries), dtype=np.int64), size)
-    offsets = np.arange(total) - np.repeat(np.cumsum(size) - size, size)
-    j = order[np.repeat(lo, size) + offsets]
-    return i, j.astype(np.int64)
+    """(query row, bucketed position) of every hash in each query's bucket within
+    ``threshold`` bits. Step d compares each query with the d-th hash of its bucket, so the
+    work is one pass per candidate pair and no pair list is ever built."""
+    first, size = starts[keys], counts[keys]
+    active = np.flatnonzero(size > 0)
+    found_q: list[np.ndarray] = [_EMPTY]
+    found_pos: list[np.ndarray] = [_EMPTY]
+    step = 0
+    while len(active):
+        pos = first[active] + step
+        close = np.bitwise_count(queries[active] ^ bucketed[pos]) <= threshold
+        if close.any():
+            found_q.append(active[close])
+            found_pos.append(pos[close])
+        step += 1
+        active = active[size[active] > step]
+    return np.concatenate(found_q), np.concatenate(found_pos)
 
 
 def splits_per_key(keys: np.ndarray, splits: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -127,11 +184,12 @@ def splits_per_key(keys: np.ndarray, splits: np.ndarray, present: np.ndarray) ->
     out = np.zeros(len(keys), dtype=np.int64)
     if not present.any():
         return out
-    codes, key_index = np.unique(keys[present], return_inverse=True)
-    split_codes = np.unique(splits[present], return_inverse=True)[1]
-    mask = np.zeros(len(codes), dtype=np.int64)
-    np.bitwise_or.at(mask, key_index, 1 << split_codes)
-    out[present] = np.bitwise_count(mask[key_index])
+    key_index, uniques = pd.factorize(keys[present])  # hashing, not sorting, the strings
+    where = splits[present]
+    per_key = np.zeros(len(uniques), dtype=np.int64)
+    for split in np.unique(where):
+        per_key += np.bincount(key_index[where == split], minlength=len(uniques)) > 0
+    out[present] = per_key[key_index]
     return out
 
 
