@@ -16,6 +16,7 @@ import io
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import compress
 from pathlib import Path
@@ -91,10 +92,14 @@ def build(conn: Connection, dataset: Dataset, params: SnapshotParams) -> Snapsho
         rows = snapshots_db.dataset_rows(conn, dataset.id, gates)
     codes = rows.codes
     reasons = gates.reasons()
-    head = rows.header
-    full = head + b"".join(compress(rows.lines, (c in SPLIT_CODES for c in codes)))
+
+    def manifest(keep: Iterable[bool]) -> bytes:
+        kept = list(compress(rows.lines, keep))
+        return rows.header + b"\n".join(kept) + (b"\n" if kept else b"")
+
+    full = manifest(c in SPLIT_CODES for c in codes)
     by_split = {
-        split: head + b"".join(compress(rows.lines, (c == code for c in codes)))
+        split: manifest(c == code for c in codes)
         for code, split in SPLIT_CODES.items()
         if split is not None
     }
@@ -127,7 +132,7 @@ def _excluded_csv(lines: list[bytes], codes: str, reasons: dict[str, str]) -> by
     writer.writerow(("sample_id", "image_path", "reason"))
     for line, code in zip(lines, codes, strict=True):
         if code in reasons:
-            sample_id, image_path = next(csv.reader([line.decode()]))[:2]
+            sample_id, image_path = next(csv.reader([line.decode() + "\n"]))[:2]
             writer.writerow((sample_id, image_path, reasons[code]))
     return out.getvalue().encode()
 

@@ -102,20 +102,22 @@ class SplitPlan:
     def summary(self) -> dict[str, Any]:
         """Per split: samples, groups and label counts with their share of the label."""
         f = self.frame
-        labels = self.labels.assign(new_split=f["new_split"].to_numpy()[self.labels["row"]])
-        totals = labels["labels"].value_counts()
+        codes, vocab = _label_codes(self.labels)
+        new_split = f["new_split"].to_numpy(dtype=object)
+        label_split = new_split[self.labels["row"].to_numpy()]
+        totals = np.bincount(codes, minlength=len(vocab))
         out: dict[str, Any] = {}
         for name in SPLITS:
-            counts = labels.loc[labels["new_split"] == name, "labels"].value_counts()
+            counts = np.bincount(codes[label_split == name], minlength=len(vocab))
             out[name] = {
-                "samples": int((f["new_split"] == name).sum()),
+                "samples": int((new_split == name).sum()),
                 "groups": sum(1 for g in self.groups.values() if g == name),
                 "labels": {
-                    k: {"count": int(v), "share": round(int(v) / int(totals[k]), 4)}
-                    for k, v in sorted(counts.items())
+                    vocab[k]: {"count": int(counts[k]), "share": round(counts[k] / totals[k], 4)}
+                    for k in sorted(np.flatnonzero(counts), key=lambda k: vocab[k])
                 },
             }
-        out["unassigned"] = {"samples": int(f["new_split"].isna().sum())}
+        out["unassigned"] = {"samples": int(pd.isna(new_split).sum())}
         return out
 
 
@@ -198,14 +200,18 @@ def _tie(seed: int, group: str) -> str:
 
 def _groups(f: pd.DataFrame) -> pd.Series:
     """sample -> group; ungrouped samples are groups of one; augmented follow their source."""
-    key = f["group_key"].astype(object)
-    own = key.where(key.notna() & (key != ""), "~" + f["id"].astype(str))
-    sources = f.loc[~f["is_augmented"]]
-    by_path = pd.Series(own[~f["is_augmented"]].to_numpy(), index=sources["image_path"])
-    by_path = by_path[~by_path.index.duplicated()]
-    source_group = f["augmented_from"].map(by_path)
-    follow = f["is_augmented"] & source_group.notna()
-    return own.where(~follow, source_group).astype(str)
+    own = f["group_key"].astype(object).copy()
+    alone = (own.isna() | (own == "")).to_numpy()
+    own[alone] = "~" + f.loc[alone, "id"].astype(str)
+    augmented = f["is_augmented"].to_numpy(dtype=bool)
+    if augmented.any():
+        originals = ~augmented
+        by_path = pd.Series(own[originals].to_numpy(), index=f.loc[originals, "image_path"])
+        by_path = by_path[~by_path.index.duplicated()]
+        source_group = f.loc[augmented, "augmented_from"].map(by_path)
+        follows = source_group.notna()
+        own[source_group.index[follows]] = source_group[follows]
+    return own.astype(str)
 
 
 def _fixed_groups(f: pd.DataFrame) -> dict[str, str]:
@@ -229,48 +235,70 @@ def _fixed_groups(f: pd.DataFrame) -> dict[str, str]:
 
 
 def _group_vectors(f: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Per group: the count of each stratification label and (last column) of samples, over
-    the samples that can land in any split (not augmented)."""
-    base = f.loc[~f["is_augmented"], ["group"]]
+    """Per group (sorted by name): the count of each stratification label (columns sorted by
+    name) and, last, of samples, over the samples that can land in any split (not augmented).
+    """
+    group_codes, names = pd.factorize(f["group"], sort=True)
+    codes, vocab = _label_codes(labels)
     rows = labels["row"].to_numpy()
-    eligible = ~f["is_augmented"].to_numpy()[rows]
-    exploded = pd.DataFrame(
-        {
-            "group": f["group"].to_numpy()[rows][eligible],
-            "labels": labels["labels"].to_numpy()[eligible],
-        }
+    eligible = ~f["is_augmented"].to_numpy(dtype=bool)
+    keep = eligible[rows]
+    cells = group_codes[rows[keep]] * len(vocab) + codes[keep]
+    counts = np.bincount(cells, minlength=len(names) * len(vocab)).reshape(len(names), -1)
+    sizes = np.bincount(group_codes[eligible], minlength=len(names))
+    table = pd.DataFrame(
+        np.column_stack([counts, sizes]), index=names, columns=[*vocab, "__samples__"]
     )
-    counts = exploded.groupby(["group", "labels"]).size().unstack(fill_value=0)
-    counts = counts.reindex(sorted(counts.columns), axis=1)
-    sizes = base.groupby("group").size().rename("__samples__")
-    table = counts.join(sizes, how="outer").fillna(0)
-    every = pd.Index(sorted(f["group"].unique()))
-    table = table.reindex(every, fill_value=0)
-    if "__samples__" not in table:
-        table["__samples__"] = 0
-    return table, table.shape[1] - 1
+    return table, len(vocab)
+
+
+def _label_codes(labels: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """The long labels as integer codes into their sorted vocabulary."""
+    column = labels["labels"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = [str(c) for c in column.cat.categories]
+        order = np.argsort(categories, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return rank[column.cat.codes.to_numpy()], [categories[i] for i in order]
+    codes, uniques = pd.factorize(column, sort=True)
+    return codes.astype(np.int64), [str(u) for u in uniques]
 
 
 STRATIFY_BUILTINS = ("class", "is_compliant")
 
 
 def _inputs(raw: bytes, stratify: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The COPY output of ``split_inputs_csv`` as ``plan_frame``'s frame and long labels."""
+    """The COPY output of ``split_inputs_csv`` as ``plan_frame``'s frame and long labels
+    (``labels`` categorical: each distinct "key=value" is stored once)."""
     f = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_filter=False)
-    parts: list[pd.Series] = []
+    rows: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    vocab: list[str] = []
     meta_index = 0
     for key in stratify:
         if key == "class":
-            classes = f["classes"].str.split("\x1f").explode()
-            parts.append("class=" + classes[classes.notna() & (classes != "")])
+            row, value = _split_joined(f["classes"].to_numpy(dtype=object), "\x1f")
         elif key == "is_compliant":
-            parts.append("is_compliant=" + f["is_compliant"].replace("", "None"))
+            row = np.arange(len(f))
+            value = f["is_compliant"].replace("", "None").to_numpy(dtype=object)
         else:
-            values = f[f"meta_{meta_index}"]
+            column = f[f"meta_{meta_index}"].to_numpy(dtype=object)
             meta_index += 1
-            parts.append(f"{key}=" + values[values != ""])
-    long = pd.concat(parts) if parts else pd.Series([], dtype=object)
-    labels = pd.DataFrame({"row": long.index.to_numpy(), "labels": long.to_numpy(dtype=object)})
+            row = np.flatnonzero(column != "")
+            value = column[row]
+        local, uniques = pd.factorize(value)
+        rows.append(row)
+        codes.append(local + len(vocab))
+        vocab.extend(f"{key}={u}" for u in uniques)
+    labels = pd.DataFrame(
+        {
+            "row": np.concatenate([*rows, np.zeros(0, dtype=np.int64)]),
+            "labels": pd.Categorical.from_codes(
+                np.concatenate([*codes, np.zeros(0, dtype=np.int64)]), categories=vocab
+            ),
+        }
+    )
     frame = pd.DataFrame(
         {
             "id": f["id"],
@@ -284,10 +312,23 @@ def _inputs(raw: bytes, stratify: Sequence[str]) -> tuple[pd.DataFrame, pd.DataF
     return frame, labels
 
 
+def _split_joined(column: np.ndarray, sep: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row, token) for every non-empty token of ``sep``-joined strings, in row order."""
+    texts = column.tolist()
+    sizes = np.fromiter(
+        (t.count(sep) + 1 if t else 0 for t in texts), dtype=np.int64, count=len(texts)
+    )
+    tokens = np.array(sep.join(t for t in texts if t).split(sep) if sizes.any() else [], object)
+    row = np.repeat(np.arange(len(texts), dtype=np.int64), sizes)
+    keep = tokens != ""
+    return row[keep], tokens[keep]
+
+
 def plan_dataset(
     conn: Connection, dataset: Dataset, request: SplitRequest, stratify: Sequence[str]
 ) -> SplitPlan:
     """Read what the split needs of the dataset's samples and plan it; writes nothing."""
+    stratify = list(dict.fromkeys(stratify))
     meta_keys = [k for k in stratify if k not in STRATIFY_BUILTINS]
     raw = samples_db.split_inputs_csv(conn, dataset.id, meta_keys, request.metadata_group)
     frame, labels = _inputs(raw, stratify)

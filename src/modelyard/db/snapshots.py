@@ -1,6 +1,6 @@
 """The rows a snapshot exports, as CSV lines straight from PostgreSQL (COPY), with the
-export-time gates evaluated in SQL: one pass reads the rows, one query says of each row which
-gate it fails or which split it is in, and the manifests are cut from the lines by that code.
+export-time gates evaluated in SQL: one pass reads every row with a code saying which gate
+it fails or which split it is in, and the manifests are cut from the lines by that code.
 
 Rows come in image path order; the column compares bytes (collation "C"), so the same rows
 give the same bytes whatever the server's locale.
@@ -98,38 +98,36 @@ class DatasetRows:
     """Every row of a dataset as manifest CSV lines in path order, and one code per row."""
 
     header: bytes
-    lines: list[bytes]
+    lines: list[bytes]  # without their line end
     codes: str  # a letter of Gates.reasons() or SPLIT_CODES per line
 
 
 def dataset_rows(conn: Connection, dataset_id: uuid.UUID, gates: Gates) -> DatasetRows:
-    """The dataset's rows (COPY, in the unique index's byte order) and each row's code.
-
-    Call inside a REPEATABLE READ transaction so both queries see the same rows.
-    """
-    where = sql.SQL("dataset_id = {}").format(sql.Literal(str(dataset_id)))
-    codes = conn.execute(
-        sql.SQL(
-            "SELECT string_agg({}, '' ORDER BY image_path COLLATE \"C\") AS codes FROM {} WHERE {}"
-        ).format(_code(gates), _TABLE, where)
-    ).fetchone()
+    """The dataset's rows as manifest CSV lines (one COPY, byte order of image_path), each
+    with its code: COPY writes the code as a last column, cut off here (a single letter is
+    never quoted, so every line ends in ``,X`` and a newline)."""
     columns = sql.SQL(", ").join(
-        sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(name))
-        for name, expr in MANIFEST_SELECT
+        [
+            *(
+                sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(name))
+                for name, expr in MANIFEST_SELECT
+            ),
+            sql.SQL("{} AS row_code").format(_code(gates)),
+        ]
     )
     lines = copy_lines(
         conn,
-        sql.SQL('SELECT {} FROM {} WHERE {} ORDER BY image_path COLLATE "C"').format(
-            columns, _TABLE, where
+        sql.SQL('SELECT {} FROM {} WHERE dataset_id = {} ORDER BY image_path COLLATE "C"').format(
+            columns, _TABLE, sql.Literal(str(dataset_id))
         ),
     )
-    text = (codes or {}).get("codes") or ""
-    if len(text) != len(lines) - 1:
-        raise DatabaseError(
-            f"snapshot read {len(lines) - 1} rows but {len(text)} row codes: run it inside "
-            "one REPEATABLE READ transaction"
-        )
-    return DatasetRows(header=lines[0], lines=lines[1:], codes=text)
+    if not lines[0].endswith(b",row_code\n"):
+        raise DatabaseError(f"unexpected COPY header {lines[0][-40:]!r}")
+    return DatasetRows(
+        header=lines[0][: -len(b",row_code\n")] + b"\n",
+        lines=[line[:-3] for line in lines[1:]],
+        codes=bytes(line[-2] for line in lines[1:]).decode("ascii"),
+    )
 
 
 _TABLE = sql.Identifier("verify_ai_ml_samples")
