@@ -9,7 +9,6 @@ import subprocess
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -147,21 +146,9 @@ def run_psql(url: str) -> int:
     return subprocess.call(command, env=os.environ.copy())  # noqa: S603 - our own argv
 
 
-@dataclass(frozen=True, kw_only=True)
-class CsvRows:
-    data: bytes
-    rows: int
-
-
-def copy_csv(conn: Connection, query: sql.Composable) -> CsvRows:
-    """``COPY (query) TO STDOUT`` as CSV with a header: the bytes and the row count."""
-    buf = bytearray()
-    statement = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(query)
-    cursor = conn.cursor()
-    with cursor.copy(statement) as copy:
-        for chunk in copy:
-            buf += chunk
-    return CsvRows(data=bytes(buf), rows=cursor.rowcount)
+def copy_csv(conn: Connection, query: sql.Composable) -> bytes:
+    """``COPY (query) TO STDOUT`` as CSV with a header."""
+    return b"".join(copy_lines(conn, query))
 
 
 def copy_lines(conn: Connection, query: sql.Composable) -> list[bytes]:

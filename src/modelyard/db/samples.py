@@ -162,7 +162,7 @@ def split_inputs_csv(
         sql.SQL("").join(sql.SQL(", ") + m for m in meta),
         sql.Literal(str(dataset_id)),
     )
-    return copy_csv(conn, query).data
+    return copy_csv(conn, query)
 
 
 _COPY_NULL = "\\N"  # NULL in COPY's text format
