@@ -134,7 +134,7 @@ def main() -> None:
             request,
             STRATIFY,
         )[0]
-        snap = timed(
+        timed(
             "snapshot (COPY out, gates, manifests)",
             results,
             lambda: _snapshot(conn, ds, work / "snapshot"),
