@@ -17,7 +17,6 @@ import logging
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -107,12 +106,7 @@ def main() -> None:
     work.chmod(0o755)
     results: dict[str, float] = {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from pgserver.postgres_server import get_server
-
-            server = get_server(work / "pg", cleanup_mode="stop")
-        admin = str(server.get_uri())
+        admin = connection.embedded_admin_url(work / "pg")  # configured as `modelyard db up` does
         connection.ensure_database(admin, "scale")
         conn = connection.connect(connection.with_database(admin, "scale"))
         migrate.migrate(conn, migrate.discover(migrate.default_migrations_dir()))
@@ -181,11 +175,12 @@ def main() -> None:
         peer = results["fetch and derive"] + results["GX samples suite (no near-duplicate check)"]
         print(f"  {'peer total (without near-duplicates)':44}{peer:8.1f} s")
         conn.close()
-        server.cleanup()
+        connection.stop_embedded(work / "pg")
 
         print(f"\nnear-duplicate search, {args.hashes:,} dHashes, Hamming <= 6:")
         _near_duplicates(args.hashes, args.brute_sample)
     finally:
+        connection.stop_embedded(work / "pg")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -203,7 +198,7 @@ def _validate(manifest: Path) -> validate.QualityReport:
     """What the validate stage does: read the manifest file, derive, run the suites (the GX
     import included: the stage pays it too)."""
     return validate.validate(
-        snapshot.read_manifest(manifest),
+        manifest,
         dataset="scale",
         classes=tuple(CLASSES),
         params=ValidateParams(),

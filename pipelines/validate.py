@@ -9,7 +9,6 @@ from typing import Any
 
 from modelyard import stages
 from modelyard.config import section
-from modelyard.datasets.snapshot import read_manifest
 from modelyard.quality import EXIT_GATE_FAILED, validate
 from modelyard.quality.rules import ValidateParams
 
@@ -26,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = section(params, "validate", ValidateParams)
         info = json.loads((args.snapshot / "snapshot.json").read_text())
         report = validate.validate(
-            read_manifest(args.snapshot / "manifest_full.csv"),
+            args.snapshot / "manifest_full.csv",
             dataset=info["dataset"]["name"],
             classes=tuple(info["dataset"]["classes"]),
             params=cfg,

@@ -7,6 +7,7 @@ import uuid
 import psycopg
 import pytest
 
+from modelyard.datasets.checks import path_problem
 from modelyard.db.connection import Connection
 from modelyard.db.datasets import Dataset
 
@@ -88,3 +89,63 @@ def test_bundle_version_unique_per_policy(conn: Connection, dataset: Dataset) ->
     conn.execute(sql, (dataset.policy_id,))
     with pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute(sql, (dataset.policy_id,))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "a.png",
+        "dir/a.png",
+        "a..b.png",
+        "..a/b.png",
+        "a/..b/c.png",
+        "dir/.../a.png",
+        "1:x.png",
+        "é:x.png",
+        "",
+        "/a.png",
+        "C:a.png",
+        "c:/x.png",
+        "a\\b.png",
+        "..",
+        "../a.png",
+        "a/../b.png",
+        "a/..",
+    ],
+)
+def test_image_path_check_agrees_with_ingest(conn: Connection, dataset: Dataset, path: str) -> None:
+    """The schema refuses exactly the paths ingest refuses, whoever writes them."""
+    refused = path_problem(path) is not None
+    try:
+        with conn.transaction():
+            _insert(conn, dataset.id, image_path=path)
+    except psycopg.errors.CheckViolation:
+        assert refused, f"the schema refused {path!r}, which ingest accepts"
+    else:
+        assert not refused, f"the schema accepted {path!r}, which ingest refuses"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "legal"),
+    [
+        ("image_sha256", "0123456789abcdef" * 4, True),
+        ("image_sha256", "A" * 64, False),
+        ("image_sha256", "g" * 64, False),
+        ("image_sha256", "a" * 63, False),
+        ("image_sha256", "a " * 32, False),
+        ("image_dhash", "0123456789abcdef", True),
+        ("image_dhash", "0123456789abcdeF", False),
+        ("image_dhash", "0123456789abcde", False),
+        ("image_dhash", "0123456789abcde-", False),
+    ],
+)
+def test_hash_checks(
+    conn: Connection, dataset: Dataset, column: str, value: str, legal: bool
+) -> None:
+    try:
+        with conn.transaction():
+            _insert(conn, dataset.id, **{column: value})
+    except psycopg.errors.CheckViolation:
+        assert not legal, f"{column} {value!r} refused"
+    else:
+        assert legal, f"{column} {value!r} accepted"

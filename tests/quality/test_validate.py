@@ -173,3 +173,35 @@ def test_slice_value_missing_from_test_is_a_warning_that_passes(manifest: pd.Dat
     assert report.passed
     warning = next(f for f in report.warnings if f.check == "coverage: every slice value in test")
     assert {"key": "stream", "value": "thermal", "test_samples": 0} in warning.rows
+
+
+@pytest.mark.postgres
+def test_a_manifest_file_checked_in_two_processes_matches_its_rows_in_one(
+    manifest: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large manifest file is checked in two processes (forced here for a small one):
+    every finding, and every row it names, is what the one-process check of its rows finds."""
+    frame = manifest.copy()
+    for plant in (_near_duplicate, _box_outside, _unknown_class, _group_leak):
+        plant(frame)
+    frame.loc[_first_row(frame, "train"), "metadata"] = json.dumps({"stream": "thermal"})
+    path = tmp_path / "manifest_full.csv"
+    frame.to_csv(path, index=False)
+    in_one = _run(snapshot.read_manifest(path)).as_dict()
+    monkeypatch.setattr(validate, "PARALLEL_MIN_BYTES", 0)
+    in_two = validate.validate(
+        path,
+        dataset="demo",
+        classes=("car", "person", "sign"),
+        params=ValidateParams(),
+        suites_dir=SUITES,
+    ).as_dict()
+    assert in_two == in_one
+    failed = {c["check"] for c in in_two["checks"] if not c["success"]}
+    assert {
+        "leakage: no near-duplicate across splits",
+        "boxes inside the image",
+        "classes in the ontology",
+        "leakage: group in one split",
+        "coverage: every slice value in test",
+    } <= failed

@@ -75,10 +75,11 @@ class Snapshot:
         return self._rows
 
 
-def read_manifest(data: bytes | Path) -> pd.DataFrame:
-    """A manifest CSV as strings ('' for empty), exactly as written."""
+def read_manifest(data: bytes | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A manifest CSV as strings ('' for empty), exactly as written (only ``columns``, when
+    given)."""
     source = io.BytesIO(data) if isinstance(data, bytes) else data
-    return pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False)
+    return pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False, usecols=columns)
 
 
 def build(conn: Connection, dataset: Dataset, params: SnapshotParams) -> Snapshot:
@@ -88,7 +89,6 @@ def build(conn: Connection, dataset: Dataset, params: SnapshotParams) -> Snapsho
     )
     with conn.transaction():  # one consistent view of the rows for every file
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        conn.execute("SET LOCAL work_mem = '256MB'")  # the row codes sort in memory
         rows = snapshots_db.dataset_rows(conn, dataset.id, gates)
     codes = rows.codes
     reasons = gates.reasons()

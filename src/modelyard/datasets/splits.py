@@ -330,7 +330,8 @@ def plan_dataset(
     """Read what the split needs of the dataset's samples and plan it; writes nothing."""
     stratify = list(dict.fromkeys(stratify))
     meta_keys = [k for k in stratify if k not in STRATIFY_BUILTINS]
-    raw = samples_db.split_inputs_csv(conn, dataset.id, meta_keys, request.metadata_group)
+    with conn.transaction():
+        raw = samples_db.split_inputs_csv(conn, dataset.id, meta_keys, request.metadata_group)
     frame, labels = _inputs(raw, stratify)
     if frame.empty:
         raise StateError(f"dataset '{dataset.name}' has no samples to split; ingest first")

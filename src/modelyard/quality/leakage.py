@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,25 +96,15 @@ def _search(
             f"validate.near_duplicate_hamming: {threshold} is outside 0..{MAX_HAMMING} "
             "(64-bit dHash; 4-10 is the usual range for near-identical photos)"
         )
-    found_i: list[np.ndarray] = []
-    found_q: list[np.ndarray] = []
-    for key, probes in _tables(threshold):
-        keys = key(index)
-        order = np.argsort(keys, kind="stable")  # radix sort: the keys are uint16
-        bucketed = index[order]  # each bucket's hashes side by side
-        counts = np.bincount(keys, minlength=1 << BAND_BITS)
-        starts = np.cumsum(counts) - counts
-        for lo in range(0, len(queries), _CHUNK):
-            chunk = queries[lo : lo + _CHUNK]
-            qkeys = key(chunk)
-            for probe in probes:
-                q, pos = _close_in_bucket(chunk, qkeys ^ probe, starts, counts, bucketed, threshold)
-                i, q = order[pos], q + lo
-                if same_set:
-                    keep = i < q
-                    q, i = q[keep], i[keep]
-                found_i.append(i)
-                found_q.append(q)
+    tables = _tables(threshold)
+    # numpy lets go of the GIL in the gathers and compares, so the tables search in parallel
+    search = functools.partial(
+        _search_table, index, queries, threshold=threshold, same_set=same_set
+    )
+    with ThreadPoolExecutor(max_workers=min(len(tables), os.cpu_count() or 1)) as pool:
+        found = list(pool.map(search, tables))
+    found_i = [i for per_table in found for i, _ in per_table]
+    found_q = [q for per_table in found for _, q in per_table]
     n = np.int64(max(len(queries), 1))
     codes = np.concatenate([*(i * n + q for i, q in zip(found_i, found_q, strict=True)), _EMPTY])
     codes.sort()
@@ -121,9 +113,34 @@ def _search(
 
 
 KeyFn = Callable[[np.ndarray], np.ndarray]
+Table = tuple[KeyFn, list[int]]
 
 
-def _tables(threshold: int) -> list[tuple[KeyFn, list[int]]]:
+def _search_table(
+    index: np.ndarray, queries: np.ndarray, table: Table, *, threshold: int, same_set: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (index row, query row) pairs within ``threshold`` that share a bucket of ``table``."""
+    key, probes = table
+    keys = key(index)
+    order = np.argsort(keys, kind="stable")  # radix sort: the keys are uint16
+    bucketed = index[order]  # each bucket's hashes side by side
+    counts = np.bincount(keys, minlength=1 << BAND_BITS)
+    starts = np.cumsum(counts) - counts
+    out = []
+    for lo in range(0, len(queries), _CHUNK):
+        chunk = queries[lo : lo + _CHUNK]
+        qkeys = key(chunk)
+        for probe in probes:
+            q, pos = _close_in_bucket(chunk, qkeys ^ probe, starts, counts, bucketed, threshold)
+            i, q = order[pos], q + lo
+            if same_set:
+                keep = i < q
+                q, i = q[keep], i[keep]
+            out.append((i, q))
+    return out
+
+
+def _tables(threshold: int) -> list[Table]:
     """The bucket tables for ``threshold``: a uint16 key function and the probes of each."""
     if 4 <= threshold <= 6:
         return [
