@@ -22,6 +22,7 @@ from itertools import compress
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from modelyard.datasets.records import REVIEW_STATUSES, SPLITS
@@ -92,20 +93,22 @@ def build(conn: Connection, dataset: Dataset, params: SnapshotParams) -> Snapsho
         rows = snapshots_db.dataset_rows(conn, dataset.id, gates)
     codes = rows.codes
     reasons = gates.reasons()
+    code_bytes = np.frombuffer(codes.encode("ascii"), dtype=np.uint8)
 
-    def manifest(keep: Iterable[bool]) -> bytes:
-        kept = list(compress(rows.lines, keep))
+    def among(letters: Iterable[str]) -> np.ndarray:
+        return np.isin(code_bytes, np.frombuffer("".join(letters).encode("ascii"), np.uint8))
+
+    def manifest(keep: np.ndarray) -> bytes:
+        kept = list(compress(rows.lines, keep.tolist()))
         return rows.header + b"\n".join(kept) + (b"\n" if kept else b"")
 
-    full = manifest(c in SPLIT_CODES for c in codes)
+    full = manifest(among(SPLIT_CODES))
     by_split = {
-        split: manifest(c == code for c in codes)
-        for code, split in SPLIT_CODES.items()
-        if split is not None
+        split: manifest(among(code)) for code, split in SPLIT_CODES.items() if split is not None
     }
     letters = Counter(codes)
     kept = {split or "": letters.get(code, 0) for code, split in SPLIT_CODES.items()}
-    excluded = _excluded_csv(rows.lines, codes, reasons)
+    excluded = _excluded_csv(rows.lines, codes, np.flatnonzero(among(reasons)), reasons)
     log.info(
         "snapshot %s: %d rows kept, %d excluded",
         dataset.name,
@@ -125,15 +128,17 @@ def build(conn: Connection, dataset: Dataset, params: SnapshotParams) -> Snapsho
     )
 
 
-def _excluded_csv(lines: list[bytes], codes: str, reasons: dict[str, str]) -> bytes:
-    """sample_id, image_path, reason of every excluded row (path order)."""
+def _excluded_csv(
+    lines: list[bytes], codes: str, excluded: np.ndarray, reasons: dict[str, str]
+) -> bytes:
+    """sample_id, image_path, reason of every excluded row (``excluded``: their positions,
+    in path order)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("sample_id", "image_path", "reason"))
-    for line, code in zip(lines, codes, strict=True):
-        if code in reasons:
-            sample_id, image_path = next(csv.reader([line.decode() + "\n"]))[:2]
-            writer.writerow((sample_id, image_path, reasons[code]))
+    for i in excluded.tolist():
+        sample_id, image_path = next(csv.reader([lines[i].decode() + "\n"]))[:2]
+        writer.writerow((sample_id, image_path, reasons[codes[i]]))
     return out.getvalue().encode()
 
 
