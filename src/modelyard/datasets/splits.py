@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -348,10 +349,13 @@ def split_dataset(
             f"dataset '{dataset.name}' is {dataset.status}; splits change only while it is "
             f"collecting (modelyard dataset set-status {dataset.name} collecting)"
         )
+    start = time.perf_counter()
     with conn.transaction():
         plan = plan_dataset(conn, dataset, request, stratify)
+        planned = time.perf_counter()
         changes = plan.changes()
         samples_db.write_splits(conn, dataset.id, changes)
+    written = time.perf_counter()
     summary = {
         "dataset": dataset.name,
         "ratios": list(request.ratios),
@@ -363,5 +367,11 @@ def split_dataset(
         "held_out_augmented": len(plan.held_out_augmented),
         "splits": plan.summary(),
     }
-    log.info("split %s: %d samples changed split", dataset.name, len(changes))
+    log.info(
+        "split %s: %d samples changed split (read and plan %.1f s, write %.1f s)",
+        dataset.name,
+        len(changes),
+        planned - start,
+        written - planned,
+    )
     return plan, summary
