@@ -272,7 +272,9 @@ STRATIFY_BUILTINS = ("class", "is_compliant")
 def _inputs(raw: bytes, stratify: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The COPY output of ``split_inputs_csv`` as ``plan_frame``'s frame and long labels
     (``labels`` categorical: each distinct "key=value" is stored once)."""
-    f = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_filter=False)
+    # object, not str: with pyarrow installed "str" columns are Arrow arrays, whose building
+    # costs a second per million rows here and which the plan reads back as Python strings
+    f = pd.read_csv(io.BytesIO(raw), dtype=object, keep_default_na=False, na_filter=False)
     rows: list[np.ndarray] = []
     codes: list[np.ndarray] = []
     vocab: list[str] = []
