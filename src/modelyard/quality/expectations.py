@@ -69,19 +69,28 @@ def load_suite(path: Path) -> dict[str, Any]:
 
 def preload() -> None:
     """Import Great Expectations now (about 4 s), for a caller with other work under way."""
+    _quiet()
     import great_expectations  # noqa: F401
+
+
+def _quiet() -> None:
+    """GX logs hundreds of INFO lines while it imports and runs; its warnings still show.
+    Called before the import (its loggers inherit) and after it (some set their own level)."""
+    for name in ["great_expectations", *logging.root.manager.loggerDict]:
+        if name.startswith("great_expectations"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_suites(
     runs: list[SuiteRun], parameters: dict[str, Any], docs_dir: Path | None
 ) -> list[Finding]:
     """Validate each frame against its suite; returns one finding per expectation."""
+    _quiet()
     import great_expectations as gx
     from great_expectations.checkpoint.actions import UpdateDataDocsAction, ValidationAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    _quiet()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     actions: list[ValidationAction] = []
