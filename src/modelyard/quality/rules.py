@@ -51,6 +51,10 @@ class ObjectFacts:
     class_coverage: pd.DataFrame
 
 
+# The manifest columns ``object_facts`` and ``slice_coverage`` read.
+OBJECT_COLUMNS = ("split", "width", "height", "objects", "metadata")
+
+
 def object_facts(manifest: pd.DataFrame, classes: tuple[str, ...]) -> ObjectFacts:
     """Parse the ``objects`` column and derive its checks (the costliest part of a gate:
     about 5 s per million rows, so ``validate`` runs it beside the rest)."""
