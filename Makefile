@@ -21,7 +21,9 @@ demo: $(STAMP)
 	$(BIN)/modelyard dataset inspect demo --rows 5
 	$(BIN)/modelyard dataset split demo --ratios 0.7,0.15,0.15 --seed 0 \
 		--stratify class,stream,road_type,scenario
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro convert
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro train
+	@echo "trained; metrics in reports/train.json:" && cat reports/train.json
+	@echo "see the run in the MLflow UI: $(BIN)/modelyard ui  (http://127.0.0.1:5000)"
 
 test: $(STAMP) lint typecheck importlint pytest
 

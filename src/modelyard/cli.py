@@ -15,6 +15,7 @@ from rich.columns import Columns
 from rich.console import Console
 from rich.table import Table
 
+from modelyard import cli_training
 from modelyard.config import Settings
 from modelyard.datasets import inspect as inspect_mod
 from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
@@ -51,6 +52,9 @@ ingest_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(ingest_app, name="ingest")
+app.command("train")(cli_training.train)
+app.command("ui")(cli_training.ui)
+app.command("tune")(cli_training.tune)
 
 # Exit status of an ingest that kept the good records but rejected some.
 EXIT_REJECTED = 3

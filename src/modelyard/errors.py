@@ -15,8 +15,10 @@ Messages name the thing that is wrong, the value, and what to do about it.
     │   └── TransitionError         an illegal dataset status transition
     ├── StorageError                the object store cannot read or write
     │   └── IntegrityError          stored bytes do not match their sha256
-    └── IngestError                 a source file as a whole cannot be read (bad records are
-                                    reported, not raised)
+    ├── IngestError                 a source file as a whole cannot be read (bad records are
+    │                               reported, not raised)
+    ├── TrackingError               the MLflow tracking store refused or lacks a run
+    └── TrainingError               a training could not start or did not finish
 """
 
 from __future__ import annotations
@@ -68,3 +70,11 @@ class IntegrityError(StorageError):
 
 class IngestError(ModelyardError):
     """A source file as a whole cannot be read or understood."""
+
+
+class TrackingError(ModelyardError):
+    """The MLflow tracking store refused a call or lacks the named run."""
+
+
+class TrainingError(ModelyardError):
+    """A training could not start (bad inputs) or did not finish."""

@@ -8,19 +8,31 @@ hands a function to ``run`` — which sets up logging, loads params.yaml, and tu
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from modelyard.config import BaseParams, Settings, load_params, section
-from modelyard.db import connection, migrate
+from modelyard.db import connection, migrate, stores
 from modelyard.db.connection import Connection
 from modelyard.errors import ModelyardError
+from modelyard.files import write_json
 from modelyard.storage import ObjectStore
+from modelyard.tracking import Tracker
+from modelyard.training.config import TrainParams, with_overrides
+from modelyard.training.run import TrainOptions, TrainOutcome, TrainPaths
+from modelyard.training.run import train as run_training
+from modelyard.training.tuning import TuneOutcome, TuneParams, untuned
+from modelyard.training.tuning import tune as run_tuning
 
 log = logging.getLogger("modelyard.stages")
+
+ARTIFACT_ROOT = Path("mlruns")
 
 
 def parser(stage: str, description: str) -> argparse.ArgumentParser:
@@ -54,3 +66,59 @@ def database() -> Iterator[Connection]:
 
 def store() -> ObjectStore:
     return ObjectStore(Settings.from_env().storage_url)
+
+
+def tracker() -> Tracker:
+    """MLflow: ``MLFLOW_TRACKING_URI``, else the ``mlflow`` database beside the registry;
+    artifacts under ``mlruns/``."""
+    return Tracker(stores.mlflow_tracking_uri(Settings.from_env()), ARTIFACT_ROOT).ready()
+
+
+def train(
+    params: dict[str, Any],
+    paths: TrainPaths,
+    metrics: Path,
+    *,
+    resume: bool = False,
+    tuned: Path | None = None,
+) -> TrainOutcome:
+    """The ``train`` stage and ``modelyard train``: params ``base`` and ``train`` (with the
+    best values of a ``tune`` run over them, where ``tuned`` names its file) -> a trained
+    model in ``paths.out`` and its final metrics (and MLflow run and job ids) in ``metrics``."""
+    cfg = with_overrides(section(params, "train", TrainParams), tuned_values(tuned), "tuned")
+    with database() as conn:
+        options = TrainOptions(
+            resume=resume,
+            seed=base(params).seed,
+            progress_bar=sys.stderr.isatty(),  # a bar on a terminal; one log line an epoch always
+        )
+        outcome = run_training(conn, tracker(), cfg, paths, options)
+    report = {"mlflow_run_id": outcome.run_id, "job_id": str(outcome.job_id), **outcome.metrics}
+    write_json(metrics, report)
+    return outcome
+
+
+def tune(params: dict[str, Any], paths: TrainPaths, best: Path, worker: str) -> TuneOutcome:
+    """The ``tune`` stage and ``modelyard tune``: trials of the study params ``tune`` names
+    (none when ``tune.trials`` is 0); the best values so far go to ``best`` (JSON), which
+    the ``train`` stage applies over params ``train``."""
+    cfg = section(params, "train", TrainParams)
+    tuning = section(params, "tune", TuneParams)
+    if tuning.trials == 0:
+        outcome = untuned(tuning.study)
+    else:
+        settings = Settings.from_env()
+        with database() as conn:
+            outcome = run_tuning(
+                conn, tracker(), cfg, tuning, paths, stores.optuna_storage_url(settings), worker
+            )
+    write_json(best, dataclasses.asdict(outcome))
+    return outcome
+
+
+def tuned_values(best: Path | None) -> dict[str, Any]:
+    """The best values a ``tune`` run wrote (empty without a file or without trials)."""
+    if best is None or not best.is_file():
+        return {}
+    values: dict[str, Any] = json.loads(best.read_text(encoding="utf-8"))["best_params"]
+    return values

@@ -1,0 +1,1 @@
+"""Training: detectors, classifiers and regressors, run inside a tracked MLflow run."""

@@ -1,0 +1,1 @@
+"""Object detectors: RT-DETRv2 (transformers, Lightning) and YOLO (ultralytics)."""

@@ -1,0 +1,92 @@
+"""Run a LightningModule + LightningDataModule to the best checkpoint: validation every
+epoch, the best checkpoint by the architecture's metric, early stopping, and ``last.ckpt``
+after every epoch so that a killed training resumes where it stopped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+
+from modelyard.training.callbacks import epoch_metrics
+from modelyard.training.config import TrainParams
+
+log = logging.getLogger(__name__)
+
+LAST = "last.ckpt"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Monitor:
+    metric: str
+    mode: str  # "max" or "min"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitResult:
+    best_checkpoint: Path
+    best_score: float
+    epochs: int
+    metrics: dict[str, float]
+
+
+def fit(
+    module: L.LightningModule,
+    data: L.LightningDataModule,
+    *,
+    params: TrainParams,
+    monitor: Monitor,
+    checkpoints: Path,
+    callbacks: Sequence[L.Callback] = (),
+    resume: bool = False,
+    progress_bar: bool = True,
+    test: bool = True,
+) -> FitResult:
+    """Train; with ``resume`` continue from ``checkpoints/last.ckpt``; with ``test`` score the
+    best checkpoint on the test split."""
+    best = ModelCheckpoint(
+        dirpath=checkpoints,
+        filename="best",
+        monitor=monitor.metric,
+        mode=monitor.mode,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    stop = EarlyStopping(monitor=monitor.metric, mode=monitor.mode, patience=params.patience)
+    extra: list[L.Callback] = [RichProgressBar()] if progress_bar else []
+    dist = params.distributed
+    trainer = L.Trainer(
+        max_epochs=params.epochs,
+        accelerator=dist.accelerator,
+        devices=dist.devices,
+        strategy=dist.strategy,
+        num_nodes=dist.num_nodes,
+        precision=params.precision,  # type: ignore[arg-type]
+        gradient_clip_val=params.gradient_clip or None,
+        callbacks=[best, stop, *callbacks, *extra],
+        logger=False,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=False,
+    )
+    ckpt_path = checkpoints / LAST if resume else None
+    if ckpt_path is not None:
+        log.info("resuming from %s", ckpt_path)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    score = best.best_model_score
+    best_path = Path(best.best_model_path or checkpoints / LAST)
+    metrics = epoch_metrics(trainer)
+    if test:  # the held-out split, scored once with the best checkpoint
+        trainer.test(module, datamodule=data, ckpt_path=best_path, verbose=False)
+        metrics.update(epoch_metrics(trainer))
+    return FitResult(
+        best_checkpoint=best_path,
+        best_score=float(score) if score is not None else float("nan"),
+        epochs=trainer.current_epoch,
+        metrics=metrics,
+    )

@@ -1,0 +1,55 @@
+"""Training fixtures: the small demo dataset taken through snapshot, download and convert
+(the real functions), and a tracker on the test server's ``mlflow`` database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelyard.config import Settings
+from modelyard.datasets import convert, download, snapshot
+from modelyard.datasets.records import SPLITS
+from modelyard.db import stores
+from modelyard.db.connection import Connection
+from modelyard.db.datasets import Dataset
+from modelyard.storage import ObjectStore
+from modelyard.tracking import Tracker
+from modelyard.training.config import RtDetrParams, TrainParams
+
+
+@pytest.fixture
+def prepared(
+    tmp_path: Path, conn: Connection, store: ObjectStore, demo_dataset: Dataset
+) -> dict[str, Path]:
+    """snapshot -> download -> convert of the demo dataset, as the DVC stages would."""
+    snap = snapshot.build(conn, demo_dataset, snapshot.SnapshotParams())
+    snapshot.write(snap, tmp_path / "snapshot")
+    manifests = {}
+    for split in SPLITS:
+        frame = snapshot.read_manifest(tmp_path / "snapshot" / f"manifest_{split}.csv")
+        report = download.DownloadReport()
+        manifests[split] = download.download(frame, store, tmp_path / "images", report)
+    convert.convert(manifests, demo_dataset.classes, tmp_path / "images", tmp_path / "converted")
+    return {"snapshot": tmp_path / "snapshot", "converted": tmp_path / "converted"}
+
+
+@pytest.fixture
+def tracker(db_url: str, tmp_path: Path) -> Tracker:
+    uri = stores.mlflow_tracking_uri(Settings.from_env({"DATABASE_URL": db_url}))
+    return Tracker(uri, tmp_path / "mlruns")
+
+
+def tiny_params(**overrides: object) -> TrainParams:
+    """An RT-DETRv2 small enough to train a few epochs on 64 px images in seconds."""
+    values: dict[str, object] = {
+        "epochs": 2,
+        "batch_size": 8,
+        "image_size": 64,
+        "lr": 1e-3,
+        "precision": "32-true",
+        "experiment": "tests",
+        "rtdetr": RtDetrParams(num_queries=20, num_denoising=0, d_model=64, ffn_dim=128),
+    }
+    values.update(overrides)
+    return TrainParams(**values)  # type: ignore[arg-type]
