@@ -37,7 +37,7 @@ def train(
     )
     outcome = stages.train(load_params(params), paths, metrics, resume=resume, tuned=tuned)
     typer.echo(
-        f"trained {out / 'model.ckpt'}: best {outcome.best_score:.4f}; "
+        f"trained {outcome.model}: best {outcome.best_score:.4f}; "
         f"MLflow run {outcome.run_id}, job {outcome.job_id}"
     )
 

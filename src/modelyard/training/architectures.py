@@ -9,17 +9,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-
-import lightning as L
 
 from modelyard.errors import ConfigError
-from modelyard.training.config import TrainParams
-from modelyard.training.fit import Monitor
+from modelyard.training.fit import FitRequest, FitResult, Monitor, lightning_fit
 
-Builder = Callable[
-    [TrainParams, tuple[str, ...], Path], tuple[L.LightningModule, L.LightningDataModule]
-]
+Fit = Callable[[FitRequest], FitResult]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,40 +21,60 @@ class Architecture:
     name: str
     task: str  # detect | classify | regress
     monitor: Monitor
-    build: Builder
+    fit: Fit
     summary: str
+    lightning: bool = True  # takes Lightning callbacks (e.g. Optuna's pruning callback)
 
 
-def _rtdetr(
-    params: TrainParams, classes: tuple[str, ...], converted: Path
-) -> tuple[L.LightningModule, L.LightningDataModule]:
+def _rtdetr(request: FitRequest) -> FitResult:
     from modelyard.training.detectors.coco import CocoDataModule
     from modelyard.training.detectors.rtdetr import RtDetrModule
 
+    params = request.params
     module = RtDetrModule(
-        classes=classes,
+        classes=request.classes,
         shape=params.rtdetr,
         weights=params.weights,
         lr=params.lr,
         weight_decay=params.weight_decay,
     )
     data = CocoDataModule(
-        converted,
+        request.converted,
         image_size=params.image_size,
         batch_size=params.batch_size,
         num_workers=params.num_workers,
     )
-    return module, data
+    return lightning_fit(module, data, request)
 
+
+def _yolo(request: FitRequest) -> FitResult:
+    from modelyard.training.detectors import yolo
+
+    return yolo.fit(request)
+
+
+YOLO_NAMES = [f"{family}{size}" for family in ("yolo11", "yolov8") for size in "nsmlx"]
 
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
+        *(
+            Architecture(
+                name=name,
+                task="detect",
+                # ultralytics keeps best.pt by its fitness, which is mAP50-95
+                monitor=Monitor(metric="val_map50_95", mode="max"),
+                fit=_yolo,
+                summary="YOLO (ultralytics trainer), built from its model config",
+                lightning=False,
+            )
+            for name in YOLO_NAMES
+        ),
         Architecture(
             name="rt-detrv2-s",
             task="detect",
             monitor=Monitor(metric="val_map50", mode="max"),
-            build=_rtdetr,
+            fit=_rtdetr,
             summary="RT-DETRv2, ResNet-18 backbone (transformers), Lightning",
         ),
     )

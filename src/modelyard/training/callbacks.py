@@ -1,54 +1,48 @@
-"""Lightning callbacks that report a training outward: to the MLflow run, and to whoever
-follows the job (its database row)."""
+"""Reporting a training outward, whatever trains it: an epoch hook is called after every
+epoch's validation with (epoch index, epochs planned, metrics). Hooks feed the MLflow run and
+the job row; ``HookCallback`` calls them from Lightning, the YOLO wrapper from ultralytics."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import lightning as L
 
-from modelyard.tracking import TrackedRun
-
-Report = Callable[[float, str], None]
+EpochHook = Callable[[int, int, dict[str, float]], None]
 
 
-def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:
-    """The metrics Lightning holds at the end of an epoch, as finite floats."""
+def finite(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The metrics that are finite numbers, as floats."""
     out = {}
-    for key, value in trainer.callback_metrics.items():
-        number = float(value)
+    for key, value in metrics.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
         if math.isfinite(number):
             out[key] = number
     return out
 
 
-class TrackingCallback(L.Callback):
-    """Per-epoch metrics into the MLflow run (one batch write per epoch, so logging costs
-    next to nothing next to an epoch of training)."""
+def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The metrics Lightning holds at the end of an epoch, with the learning rate."""
+    metrics = finite(trainer.callback_metrics)
+    if trainer.optimizers:
+        metrics["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+    return metrics
 
-    def __init__(self, run: TrackedRun) -> None:
-        self.run = run
+
+class HookCallback(L.Callback):
+    """Calls the epoch hooks after each epoch (validation included) on the main process."""
+
+    def __init__(self, hooks: Sequence[EpochHook]) -> None:
+        self.hooks = list(hooks)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = epoch_metrics(trainer)
-        optimizer = trainer.optimizers[0] if trainer.optimizers else None
-        if optimizer is not None:
-            metrics["lr"] = float(optimizer.param_groups[0]["lr"])
-        self.run.log_metrics(metrics, step=trainer.current_epoch)
-
-
-class ProgressCallback(L.Callback):
-    """Calls ``report(fraction done, one line)`` after every epoch."""
-
-    def __init__(self, report: Report) -> None:
-        self.report = report
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        done = (trainer.current_epoch + 1) / max(1, trainer.max_epochs or 1)
-        shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(epoch_metrics(trainer).items()))
-        self.report(done, f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} {shown}")
+        for hook in self.hooks:
+            hook(trainer.current_epoch, int(trainer.max_epochs or 1), metrics)

@@ -12,7 +12,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
-from modelyard.training.callbacks import epoch_metrics
+from modelyard.training.callbacks import EpochHook, HookCallback, epoch_metrics
 from modelyard.training.config import TrainParams
 
 log = logging.getLogger(__name__)
@@ -34,20 +34,27 @@ class FitResult:
     metrics: dict[str, float]
 
 
-def fit(
-    module: L.LightningModule,
-    data: L.LightningDataModule,
-    *,
-    params: TrainParams,
-    monitor: Monitor,
-    checkpoints: Path,
-    callbacks: Sequence[L.Callback] = (),
-    resume: bool = False,
-    progress_bar: bool = True,
-    test: bool = True,
+@dataclass(frozen=True, kw_only=True)
+class FitRequest:
+    """What an architecture's fit is given."""
+
+    params: TrainParams
+    classes: tuple[str, ...]
+    converted: Path  # the `convert` layouts
+    checkpoints: Path  # best and last checkpoints (last: for resume)
+    monitor: Monitor
+    hooks: Sequence[EpochHook] = ()
+    callbacks: Sequence[L.Callback] = ()  # extra Lightning callbacks (Lightning ones only)
+    resume: bool = False
+    progress_bar: bool = True
+    test: bool = True  # score the best checkpoint on the test split
+
+
+def lightning_fit(
+    module: L.LightningModule, data: L.LightningDataModule, request: FitRequest
 ) -> FitResult:
-    """Train; with ``resume`` continue from ``checkpoints/last.ckpt``; with ``test`` score the
-    best checkpoint on the test split."""
+    """Train with Lightning; with ``resume`` continue from ``checkpoints/last.ckpt``."""
+    params, monitor, checkpoints = request.params, request.monitor, request.checkpoints
     best = ModelCheckpoint(
         dirpath=checkpoints,
         filename="best",
@@ -57,7 +64,7 @@ def fit(
         enable_version_counter=False,
     )
     stop = EarlyStopping(monitor=monitor.metric, mode=monitor.mode, patience=params.patience)
-    extra: list[L.Callback] = [RichProgressBar()] if progress_bar else []
+    extra: list[L.Callback] = [RichProgressBar()] if request.progress_bar else []
     dist = params.distributed
     trainer = L.Trainer(
         max_epochs=params.epochs,
@@ -67,21 +74,20 @@ def fit(
         num_nodes=dist.num_nodes,
         precision=params.precision,  # type: ignore[arg-type]
         gradient_clip_val=params.gradient_clip or None,
-        callbacks=[best, stop, *callbacks, *extra],
+        callbacks=[best, stop, HookCallback(request.hooks), *request.callbacks, *extra],
         logger=False,
-        enable_progress_bar=progress_bar,
+        enable_progress_bar=request.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        deterministic=False,
     )
-    ckpt_path = checkpoints / LAST if resume else None
+    ckpt_path = checkpoints / LAST if request.resume else None
     if ckpt_path is not None:
         log.info("resuming from %s", ckpt_path)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     score = best.best_model_score
     best_path = Path(best.best_model_path or checkpoints / LAST)
     metrics = epoch_metrics(trainer)
-    if test:  # the held-out split, scored once with the best checkpoint
+    if request.test:  # the held-out split, scored once with the best checkpoint
         trainer.test(module, datamodule=data, ckpt_path=best_path, verbose=False)
         metrics.update(epoch_metrics(trainer))
     return FitResult(

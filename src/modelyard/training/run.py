@@ -25,7 +25,7 @@ from modelyard.db.connection import Connection
 from modelyard.errors import ConfigError, ModelyardError, TrainingError
 from modelyard.tracking import TrackedRun, Tracker
 from modelyard.training import architectures, fit, lineage
-from modelyard.training.callbacks import ProgressCallback, TrackingCallback
+from modelyard.training.callbacks import EpochHook
 from modelyard.training.config import TrainParams
 from modelyard.training.detectors.coco import Layout
 
@@ -57,7 +57,8 @@ class TrainOptions:
     resume: bool = False  # continue the job and run recorded in the checkpoint folder
     seed: int = 0
     parent_run_id: str | None = None  # nest the MLflow run (a tuning trial)
-    callbacks: Sequence[L.Callback] = ()
+    hooks: Sequence[EpochHook] = ()  # called after every epoch with its metrics
+    callbacks: Sequence[L.Callback] = ()  # Lightning architectures only
     progress_bar: bool = True
     test: bool = True  # score the best checkpoint on the test split (tuning trials do not)
     # exceptions that stop a training on purpose (a pruned trial): the job is 'cancelled',
@@ -97,22 +98,19 @@ def train(
     job_id, run = started.job_id, started.run
     try:
         L.seed_everything(opts.seed, workers=True, verbose=False)
-        module, data = arch.build(params, classes, paths.converted)
-        result = fit.fit(
-            module,
-            data,
+        request = fit.FitRequest(
             params=params,
-            monitor=arch.monitor,
+            classes=classes,
+            converted=paths.converted,
             checkpoints=paths.checkpoints,
-            callbacks=[
-                TrackingCallback(run),
-                ProgressCallback(_reporter(conn, job_id)),
-                *opts.callbacks,
-            ],
+            monitor=arch.monitor,
+            hooks=[_tracking_hook(run), _progress_hook(conn, job_id), *opts.hooks],
+            callbacks=opts.callbacks,
             resume=opts.resume,
             progress_bar=opts.progress_bar,
             test=opts.test,
         )
+        result = arch.fit(request)
         model = _publish(paths, result, classes, config, run)
         metrics = {**result.metrics, f"best_{arch.monitor.metric}": result.best_score}
         run.log_metrics({f"best_{arch.monitor.metric}": result.best_score}, step=result.epochs)
@@ -202,7 +200,7 @@ def _publish(
     """Copy the best checkpoint and its class map and config to ``paths.out``; log them."""
     shutil.rmtree(paths.out, ignore_errors=True)
     paths.out.mkdir(parents=True)
-    model = paths.out / "model.ckpt"
+    model = paths.out / f"model{result.best_checkpoint.suffix}"  # .ckpt (Lightning), .pt (YOLO)
     shutil.copy2(result.best_checkpoint, model)
     files = {
         "classes.json": {"classes": list(classes)},
@@ -220,10 +218,22 @@ def _publish(
     return model
 
 
-def _reporter(conn: Connection, job_id: uuid.UUID) -> Any:
-    def report(fraction: float, line: str) -> None:
+def _tracking_hook(run: TrackedRun) -> EpochHook:
+    """Per-epoch metrics into the MLflow run: one batch write an epoch, next to nothing
+    beside an epoch of training."""
+
+    def log_epoch(epoch: int, _: int, metrics: dict[str, float]) -> None:
+        run.log_metrics(metrics, step=epoch)
+
+    return log_epoch
+
+
+def _progress_hook(conn: Connection, job_id: uuid.UUID) -> EpochHook:
+    def report(epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+        shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+        line = f"epoch {epoch + 1}/{epochs} {shown}"
         log.info("%s", line)
-        jobs.progress(conn, job_id, fraction, line)
+        jobs.progress(conn, job_id, (epoch + 1) / max(1, epochs), line)
 
     return report
 

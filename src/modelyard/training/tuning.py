@@ -137,10 +137,17 @@ def tune(
             trial_paths = replace(
                 paths, out=Path(scratch) / "model", checkpoints=Path(scratch) / "ckpt"
             )
+            # Lightning architectures prune through Optuna's Lightning callback, others
+            # through an epoch hook that does the same
+            pruning: dict[str, Any] = (
+                {"callbacks": [PyTorchLightningPruningCallback(trial, arch.monitor.metric)]}
+                if arch.lightning
+                else {"hooks": [_pruning_hook(trial, arch.monitor.metric)]}
+            )
             options = TrainOptions(
                 parent_run_id=parent.run_id,
-                callbacks=[PyTorchLightningPruningCallback(trial, arch.monitor.metric)],
                 progress_bar=False,
+                **pruning,
                 test=False,  # the test split plays no part in choosing
                 stop_errors=(optuna.TrialPruned,),
             )
@@ -157,6 +164,18 @@ def tune(
         raise
     parent.finish()
     return _outcome(study, tuning.study, parent.run_id)
+
+
+def _pruning_hook(trial: Any, metric: str) -> Any:
+    import optuna
+
+    def prune(epoch: int, _: int, metrics: dict[str, float]) -> None:
+        if metric in metrics:
+            trial.report(metrics[metric], step=epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+    return prune
 
 
 def _storage(url: str, attempts: int = 5) -> Any:

@@ -1,0 +1,154 @@
+"""YOLO (ultralytics) behind one wrapper: the only module that imports ultralytics.
+
+Offline by construction: its settings live in ``$MODELYARD_HOME/ultralytics`` (not the user's
+home), its font is a local copy of matplotlib's DejaVu Sans (so it never fetches Arial), it
+installs nothing at run time, and its own MLflow and other integrations are off: the epoch
+hooks log every architecture the same way. Architectures are built from ultralytics' model
+configs (``yolo11n.yaml`` ...): random init, no download; ``train.weights`` takes a local
+``.pt`` for users who have pretrained weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelyard.config import Settings
+from modelyard.training.callbacks import finite
+from modelyard.training.fit import FitRequest, FitResult
+
+log = logging.getLogger(__name__)
+
+RUN_NAME = "yolo"
+INTEGRATIONS_OFF = {
+    "mlflow": False,
+    "clearml": False,
+    "comet": False,
+    "dvc": False,
+    "raytune": False,
+    "tensorboard": False,
+    "wandb": False,
+    "sync": False,
+    "vscode_msg": False,
+    "openvino_msg": False,
+}
+# ultralytics' metric names -> ours (MLflow refuses parentheses in metric names)
+RENAMES = {
+    "metrics/mAP50(B)": "val_map50",
+    "metrics/mAP50-95(B)": "val_map50_95",
+    "metrics/precision(B)": "val_precision",
+    "metrics/recall(B)": "val_recall",
+}
+
+
+def _ultralytics(home: Path) -> Any:
+    """Import ultralytics with the offline settings in place; returns the YOLO class."""
+    config = home / "ultralytics"
+    fonts = config / "Ultralytics"
+    fonts.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        if not (fonts / name).exists():
+            shutil.copyfile(dejavu, fonts / name)
+    os.environ.update(YOLO_CONFIG_DIR=str(config), YOLO_OFFLINE="1", YOLO_AUTOINSTALL="0")
+    from ultralytics import YOLO, settings  # type: ignore[attr-defined]
+
+    settings.update(  # type: ignore[no-untyped-call]
+        datasets_dir=str(config / "datasets"), runs_dir=str(config / "runs"), **INTEGRATIONS_OFF
+    )
+    return YOLO
+
+
+def _data_file(converted: Path, folder: Path) -> Path:
+    """convert's data.yaml with an absolute ``path`` (ultralytics would look elsewhere)."""
+    data = yaml.safe_load((converted / "yolo" / "data.yaml").read_text(encoding="utf-8"))
+    data["path"] = str((converted / "yolo").resolve())
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "data.yaml"
+    target.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def _metrics(raw: dict[str, Any]) -> dict[str, float]:
+    renamed = {RENAMES.get(k, k.replace("/", "_")): v for k, v in raw.items()}
+    return finite(renamed)
+
+
+def _device(request: FitRequest) -> str | None:
+    dist = request.params.distributed
+    if dist.accelerator == "auto":
+        return None
+    return "cpu" if dist.accelerator == "cpu" else dist.devices
+
+
+def fit(request: FitRequest) -> FitResult:
+    """Train with ultralytics' trainer; ``last.pt`` is kept for ``resume``."""
+    yolo_class = _ultralytics(Settings.from_env().home)
+    params = request.params
+    data = _data_file(request.converted, request.checkpoints)
+    last = request.checkpoints / RUN_NAME / "weights" / "last.pt"
+    if request.resume:
+        log.info("resuming from %s", last)
+        model = yolo_class(str(last))
+    else:
+        model = yolo_class(params.weights or f"{params.architecture}.yaml", task="detect")
+
+    finished = False
+
+    def on_fit_epoch_end(trainer: Any) -> None:
+        nonlocal finished
+        if finished:  # ultralytics' final evaluation of best.pt calls this once more
+            return
+        finished = bool(trainer.stop)
+        metrics = _metrics(
+            {**trainer.label_loss_items(trainer.tloss, prefix="train"), **trainer.metrics}
+        )
+        metrics["lr"] = float(trainer.optimizer.param_groups[0]["lr"])
+        for hook in request.hooks:
+            hook(trainer.epoch, trainer.epochs, metrics)
+
+    model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
+    model.train(
+        data=str(data),
+        epochs=params.epochs,
+        imgsz=params.image_size,
+        batch=params.batch_size,
+        lr0=params.lr,
+        weight_decay=params.weight_decay,
+        optimizer="AdamW",
+        patience=params.patience,
+        device=_device(request),
+        workers=params.num_workers,
+        seed=0,
+        deterministic=True,
+        pretrained=bool(params.weights),
+        amp=params.precision != "32-true",
+        plots=False,
+        project=str(request.checkpoints),
+        name=RUN_NAME,
+        exist_ok=True,
+        resume=request.resume,
+        verbose=False,
+    )
+    trainer = model.trainer
+    metrics = _metrics(trainer.metrics)
+    if request.test:
+        tested = yolo_class(str(trainer.best)).val(
+            data=str(data), split="test", imgsz=params.image_size, batch=params.batch_size,
+            plots=False, verbose=False, project=str(request.checkpoints), name="test",
+            exist_ok=True,
+        )  # fmt: skip
+        metrics.update(test_map50=float(tested.box.map50), test_map50_95=float(tested.box.map))
+    return FitResult(
+        best_checkpoint=Path(trainer.best),
+        best_score=float(trainer.best_fitness or 0.0),
+        epochs=int(trainer.epoch) + 1,
+        metrics=metrics,
+    )
