@@ -53,6 +53,56 @@ def _yolo(request: FitRequest) -> FitResult:
     return yolo.fit(request)
 
 
+def _image_head(backbone: str, *, regress: bool) -> Fit:
+    def fit(request: FitRequest) -> FitResult:
+        from modelyard.training.classifier import ImageHead, LabelledDataModule
+
+        params, head = request.params, request.params.classifier
+        module = ImageHead(
+            backbone_name=backbone,
+            regress=regress,
+            weights=params.weights,
+            lr=params.lr,
+            weight_decay=params.weight_decay,
+        )
+        data = LabelledDataModule(
+            request.converted,
+            request.snapshot,
+            target="label_value" if regress else head.target,
+            good=head.good_threshold,
+            image_size=params.image_size,
+            batch_size=params.batch_size,
+            num_workers=params.num_workers,
+        )
+        return lightning_fit(module, data, request)
+
+    return fit
+
+
+def _image_heads() -> list[Architecture]:
+    heads = []
+    for backbone in ("resnet18", "mobilenet_v3_small"):
+        heads.append(
+            Architecture(
+                name=f"{backbone}-binary",
+                task="classify",
+                monitor=Monitor(metric="val_auc", mode="max"),
+                fit=_image_head(backbone, regress=False),
+                summary=f"torchvision {backbone}, binary head (train.classifier.target)",
+            )
+        )
+        heads.append(
+            Architecture(
+                name=f"{backbone}-rating",
+                task="regress",
+                monitor=Monitor(metric="val_mae", mode="min"),
+                fit=_image_head(backbone, regress=True),
+                summary=f"torchvision {backbone}, 0-5 regression head on label_value",
+            )
+        )
+    return heads
+
+
 YOLO_NAMES = [f"{family}{size}" for family in ("yolo11", "yolov8") for size in "nsmlx"]
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -70,6 +120,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             )
             for name in YOLO_NAMES
         ),
+        *_image_heads(),
         Architecture(
             name="rt-detrv2-s",
             task="detect",

@@ -23,6 +23,20 @@ class RtDetrParams:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClassifierParams:
+    """The image-level heads: what the binary head learns."""
+
+    target: str = "is_compliant"  # or is_good: label_value >= good_threshold
+    good_threshold: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.target not in ("is_compliant", "is_good"):
+            raise ConfigError(
+                f"train.classifier.target: '{self.target}' is not is_compliant or is_good"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
 class DistributedParams:
     """Passed to Lightning's Trainer as they are (several GPUs or nodes; not used on CPU)."""
 
@@ -47,6 +61,7 @@ class TrainParams:
     num_workers: int = 0
     experiment: str = "modelyard-train"
     rtdetr: RtDetrParams = field(default_factory=RtDetrParams)
+    classifier: ClassifierParams = field(default_factory=ClassifierParams)
     distributed: DistributedParams = field(default_factory=DistributedParams)
 
     def __post_init__(self) -> None:

@@ -41,6 +41,7 @@ class FitRequest:
     params: TrainParams
     classes: tuple[str, ...]
     converted: Path  # the `convert` layouts
+    snapshot: Path  # the snapshot's manifests (labels for the image-level heads)
     checkpoints: Path  # best and last checkpoints (last: for resume)
     monitor: Monitor
     hooks: Sequence[EpochHook] = ()

@@ -102,6 +102,7 @@ def train(
             params=params,
             classes=classes,
             converted=paths.converted,
+            snapshot=paths.snapshot,
             checkpoints=paths.checkpoints,
             monitor=arch.monitor,
             hooks=[_tracking_hook(run), _progress_hook(conn, job_id), *opts.hooks],
