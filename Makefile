@@ -51,6 +51,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/dataset_scale.py
+	$(BIN)/python bench/tracking_overhead.py
 
 clean-demo:
 	rm -rf data reports

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,27 @@ def fit(request: FitRequest) -> FitResult:
             hook(trainer.epoch, trainer.epochs, metrics)
 
     model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
+    with _console(request.progress_bar):
+        result = _train_and_test(model, yolo_class, data, request)
+    return result
+
+
+@contextmanager
+def _console(shown: bool) -> Iterator[None]:
+    """ultralytics' own bars and summaries only where a progress bar is wanted (a terminal);
+    elsewhere the epoch hooks' one line an epoch is the record."""
+    logger = logging.getLogger("ultralytics")
+    level = logger.level
+    if not shown:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _train_and_test(model: Any, yolo_class: Any, data: Path, request: FitRequest) -> FitResult:
+    params = request.params
     model.train(
         data=str(data),
         epochs=params.epochs,
