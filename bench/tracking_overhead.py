@@ -6,9 +6,10 @@ lines, an MLflow run on PostgreSQL with the lineage tags, params, per-epoch metr
 checkpoint and class map as artifacts, and the provenance rows. "Bare" is the architecture's
 own fit with the same request, seed and data, and no hooks. After an untimed warm-up epoch
 the two alternate (bare, tracked, tracked, bare, ...) so that drift in the machine's speed
-falls on both; the figure to read is the median of each. Beside the wall-clock difference,
-the time spent inside the tracking calls themselves is measured directly (it does not depend
-on the machine's noise).
+falls on both; the figure to read is the median of each. As the machine's speed moves by a
+few per cent from one training to the next, the tracking work is also timed directly: all of
+``train`` outside the architecture's fit, plus the tracking calls the epoch hooks make inside
+it.
 
 Data: the demo dataset (300 synthetic 192 px photos) through the real snapshot, download and
 convert, on an embedded PostgreSQL in a temporary folder. Settings: params.yaml's ``train``
@@ -21,6 +22,7 @@ section, except the epochs. Target: overhead under 5 %.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import itertools
 import json
@@ -161,15 +163,34 @@ def bare(params: TrainParams, paths: TrainPaths, hooks: list[Any] | None = None)
     return time.perf_counter() - start
 
 
-def tracked(
-    conn: Connection, tracker: Tracker, params: TrainParams, paths: TrainPaths
-) -> tuple[float, float]:
-    """``train`` as the stage runs it; (wall seconds, seconds inside tracking calls)."""
-    with tracking_time() as watch:
-        start = time.perf_counter()
-        train(conn, tracker, params, paths, TrainOptions(seed=0, progress_bar=False))
-        wall = time.perf_counter() - start
-    return wall, watch.seconds
+@dataclass(frozen=True)
+class Tracked:
+    wall: float
+    work: float  # tracking's own work: train() around the fit, and the hooks' calls inside it
+
+
+def tracked(conn: Connection, tracker: Tracker, params: TrainParams, paths: TrainPaths) -> Tracked:
+    """``train`` as the stage runs it, its fit timed apart."""
+    arch = architectures.get(params.architecture)
+    inside: dict[str, float] = {}
+
+    def timed_fit(request: fit.FitRequest) -> fit.FitResult:
+        calls, start = watch.seconds, time.perf_counter()
+        try:
+            return arch.fit(request)
+        finally:
+            inside.update(fit=time.perf_counter() - start, calls=watch.seconds - calls)
+
+    original = architectures.get
+    architectures.get = lambda name: dataclasses.replace(arch, fit=timed_fit)
+    try:
+        with tracking_time() as watch:
+            start = time.perf_counter()
+            train(conn, tracker, params, paths, TrainOptions(seed=0, progress_bar=False))
+            wall = time.perf_counter() - start
+    finally:
+        architectures.get = original
+    return Tracked(wall=wall, work=wall - inside["fit"] + inside["calls"])
 
 
 def overhead(
@@ -181,7 +202,7 @@ def overhead(
     repeats: int,
 ) -> dict[str, float]:
     walls: dict[str, list[float]] = {"bare": [], "tracked": []}
-    inside: list[float] = []
+    own: list[float] = []
     order = [("bare", "tracked"), ("tracked", "bare")]
     warm = with_overrides(params, {"epochs": 1}, "bench")
     bare(warm, paths_for(data, work / "warm-up"))  # first-call costs fall on neither side
@@ -191,14 +212,14 @@ def overhead(
             if mode == "bare":
                 walls["bare"].append(bare(params, paths))
             else:
-                wall, calls = tracked(conn, tracker, params, paths)
-                walls["tracked"].append(wall)
-                inside.append(calls)
+                outcome = tracked(conn, tracker, params, paths)
+                walls["tracked"].append(outcome.wall)
+                own.append(outcome.work)
             print(f"    {mode:8} repeat {rep + 1}: {walls[mode][-1]:7.1f} s", flush=True)
     return {
         "bare": statistics.median(walls["bare"]),
         "tracked": statistics.median(walls["tracked"]),
-        "inside": statistics.median(inside),
+        "work": statistics.median(own),
     }
 
 
@@ -256,16 +277,18 @@ def main() -> None:
             params = with_overrides(base, {"architecture": name, "epochs": args.epochs}, "bench")
             print(f"  {name}: {args.epochs} epochs, bare and tracked, {args.repeats} each")
             rows[name] = overhead(conn, tracker, params, data, work / "runs", args.repeats)
-        print(
-            f"\n{'overhead':28}{'bare s':>9}{'tracked s':>11}{'ratio':>8}{'in tracking calls':>20}"
-        )
+        print(f"\n{'overhead':28}{'bare s':>9}{'tracked s':>11}{'ratio':>8}{'tracking work':>18}")
         for name, r in rows.items():
-            share = r["inside"] / r["tracked"]
+            share = r["work"] / r["bare"]
             print(
                 f"{name:28}{r['bare']:>9.1f}{r['tracked']:>11.1f}"
-                f"{r['tracked'] / r['bare']:>8.3f}{r['inside']:>11.2f} s ({share:.1%})"
+                f"{r['tracked'] / r['bare']:>8.3f}{r['work']:>9.2f} s ({share:.1%})"
             )
-        print("target: overhead under 5 % (tracked / bare < 1.05)")
+        print(
+            "target: overhead under 5 %. ratio: medians of wall time, as noisy as the machine; "
+            "tracking work: measured\ndirectly (train() outside its fit, and the tracking "
+            "calls the epoch hooks make inside it), as a share of bare"
+        )
         print(f"\n{'architecture':28}{'train img/s':>12}{'epoch s':>9}")
         for name in filter(None, args.speed.split(",")):
             params = with_overrides(

@@ -8,12 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from modelyard.db import jobs
 from modelyard.db.connection import Connection
 from modelyard.db.datasets import Dataset
 from modelyard.errors import ConfigError, TrainingError
 from modelyard.tracking import Tracker
+from modelyard.training.detectors.rtdetr import RtDetrModule
 from modelyard.training.run import TrainOptions, TrainPaths, train
 from tests.training.conftest import tiny_params
 
@@ -65,7 +67,11 @@ def test_training_is_tracked_with_lineage_job_and_provenance(
         outcome.run_id,
     )
     assert "epoch 2/2" in job["logs"]
-    assert outcome.model.is_file()
+    published = torch.load(outcome.model, map_location="cpu", weights_only=True)
+    assert "optimizer_states" not in published  # resume state stays in the checkpoint folder
+    model = RtDetrModule.load_from_checkpoint(outcome.model, map_location="cpu")
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu")["state_dict"]
+    assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
 
     used = conn.execute(
         "SELECT count(*) AS n FROM model_training_snapshot_labels l "

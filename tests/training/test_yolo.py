@@ -1,11 +1,13 @@
 """YOLO through the ultralytics wrapper: built from its model config (no download), trained
-offline, logged through the same hooks as every architecture; the loss falls."""
+offline, logged through the same hooks as every architecture; the loss falls; the process is
+left as it was found."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 
 from modelyard.db import jobs
 from modelyard.db.connection import Connection
@@ -28,7 +30,12 @@ def test_yolo_trains_offline_and_is_tracked_like_the_others(
         repo=ROOT,
     )
     params = tiny_params(architecture="yolo11n", epochs=4, lr=0.002, image_size=128)
+    threads = torch.get_num_threads()
     outcome = train(conn, tracker, params, paths, TrainOptions(progress_bar=False))
+
+    # ultralytics' process-wide settings do not outlive its training
+    assert torch.get_num_threads() == threads
+    assert not torch.are_deterministic_algorithms_enabled()
 
     run = tracker.client.get_run(outcome.run_id)
     assert run.info.status == "FINISHED"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
 from modelyard.training.callbacks import EpochHook, HookCallback, epoch_metrics
@@ -18,6 +19,10 @@ from modelyard.training.config import TrainParams
 log = logging.getLogger(__name__)
 
 LAST = "last.ckpt"
+# what a published checkpoint keeps: enough for ``Module.load_from_checkpoint``; the optimizer
+# and loop state (two thirds of an AdamW checkpoint) only matter to --resume
+PUBLISHED_KEYS = ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch",
+                  "global_step")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,3 +102,9 @@ def lightning_fit(
         epochs=trainer.current_epoch,
         metrics=metrics,
     )
+
+
+def publish_checkpoint(source: Path, target: Path) -> None:
+    """Write ``source`` to ``target`` without its optimizer and loop state."""
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    torch.save({k: checkpoint[k] for k in PUBLISHED_KEYS if k in checkpoint}, target)

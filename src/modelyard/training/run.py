@@ -202,7 +202,10 @@ def _publish(
     shutil.rmtree(paths.out, ignore_errors=True)
     paths.out.mkdir(parents=True)
     model = paths.out / f"model{result.best_checkpoint.suffix}"  # .ckpt (Lightning), .pt (YOLO)
-    shutil.copy2(result.best_checkpoint, model)
+    if model.suffix == ".ckpt":
+        fit.publish_checkpoint(result.best_checkpoint, model)
+    else:  # ultralytics strips its own
+        shutil.copy2(result.best_checkpoint, model)
     files = {
         "classes.json": {"classes": list(classes)},
         "config.json": config,

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from modelyard.config import Settings
@@ -117,9 +118,27 @@ def fit(request: FitRequest) -> FitResult:
             hook(trainer.epoch, trainer.epochs, metrics)
 
     model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
-    with _console(request.progress_bar):
+    threads = torch.get_num_threads()
+    # ultralytics sets torch to cpu_count - 1 threads when it picks the CPU (one on 2 cores),
+    # to leave a core to data-loading workers; training here loads in the main process
+    model.add_callback("on_train_start", lambda _: torch.set_num_threads(threads))
+    with _console(request.progress_bar), _process_settings_kept():
         result = _train_and_test(model, yolo_class, data, request)
     return result
+
+
+@contextmanager
+def _process_settings_kept() -> Iterator[None]:
+    """Undo what ultralytics changes for the whole process (torch's thread count, its
+    deterministic mode), so that whatever runs next in the process runs as before."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 @contextmanager
