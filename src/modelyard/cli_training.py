@@ -50,16 +50,31 @@ def ui(
     uri = stores.mlflow_tracking_uri(Settings.from_env())
     command = ui_command(uri, artifacts, host="127.0.0.1", port=port)
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
-    # its own process group: the server's workers go down with it
+    # its own process group, stopped whole however this command ends (Ctrl-C, SIGTERM, error)
     server = subprocess.Popen(command, env={**os.environ, **UI_ENVIRONMENT}, start_new_session=True)  # noqa: S603
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.wait()
     except KeyboardInterrupt:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _stop_group(server)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def tune(
