@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -154,15 +155,52 @@ def session(url: str) -> Iterator[Connection]:
         raise DatabaseError(f"database error: {exc}") from exc
 
 
+HANDLES = ".handle_pids.json"  # pgserver's list of the processes attached to a server
+
+
 def stop_embedded(pg_dir: Path) -> bool:
-    """Stop the embedded server if it runs; True when it was running."""
+    """Stop the embedded server if it runs; True when it was running. pgserver stops it only
+    when no other process is attached: processes that died without detaching are dropped
+    from its list first, and live ones make this a DatabaseError naming them."""
     if not (pg_dir / "postmaster.pid").exists():
         return False
+    _drop_dead_handles(pg_dir / HANDLES)
     server = _embedded_server(pg_dir, cleanup_mode="stop")
     # pgserver hands back the instance this process already holds, made with the mode of the
     # first call (None: outlive the process); ask for a stop whichever it was
     server.cleanup_mode = "stop"  # type: ignore[attr-defined]
     server.cleanup()  # type: ignore[attr-defined]
+    if (pg_dir / "postmaster.pid").exists():
+        users = _read_handles(pg_dir / HANDLES)
+        raise DatabaseError(
+            f"the embedded PostgreSQL in {pg_dir} is still in use by processes {users}; "
+            "fix: stop them (or wait for them to end), then run `modelyard db down` again"
+        )
+    return True
+
+
+def _read_handles(path: Path) -> list[int]:
+    try:
+        pids = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [int(p) for p in pids] if isinstance(pids, list) else []
+
+
+def _drop_dead_handles(path: Path) -> None:
+    pids = _read_handles(path)
+    alive = [pid for pid in pids if pid == os.getpid() or _alive(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive), encoding="utf-8")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process, alive
+        return True
     return True
 
 
