@@ -74,7 +74,6 @@ class Stopwatch:
     """Seconds spent inside the wrapped functions (the tracking calls), summed."""
 
     seconds: float = 0.0
-    calls: int = 0
     patched: list[tuple[object, str, Any]] = field(default_factory=list)
 
     def wrap(self, owner: object, name: str) -> None:
@@ -87,7 +86,6 @@ class Stopwatch:
                 return original(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - start
-                self.calls += 1
 
         self.patched.append((owner, name, original))
         setattr(owner, name, timed)

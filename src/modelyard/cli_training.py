@@ -3,6 +3,7 @@ killed run, or to try a params file) and the MLflow UI over the project's tracki
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -54,9 +55,8 @@ def ui(
     server = subprocess.Popen(command, env={**os.environ, **UI_ENVIRONMENT}, start_new_session=True)  # noqa: S603
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):
+            server.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
         _stop_group(server)

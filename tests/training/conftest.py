@@ -16,6 +16,9 @@ from modelyard.db.datasets import Dataset
 from modelyard.storage import ObjectStore
 from modelyard.tracking import Tracker
 from modelyard.training.config import RtDetrParams, TrainParams
+from modelyard.training.run import TrainPaths
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -53,3 +56,14 @@ def tiny_params(**overrides: object) -> TrainParams:
     }
     values.update(overrides)
     return TrainParams(**values)  # type: ignore[arg-type]
+
+
+def train_paths(prepared: dict[str, Path], tmp_path: Path) -> TrainPaths:
+    """The prepared layouts in, the model and checkpoints under ``tmp_path``."""
+    return TrainPaths(
+        converted=prepared["converted"],
+        snapshot=prepared["snapshot"],
+        out=tmp_path / "model",
+        checkpoints=tmp_path / "checkpoints",
+        repo=ROOT,
+    )

@@ -13,10 +13,9 @@ from modelyard.tracking import Tracker
 from modelyard.training import architectures
 from modelyard.training.classifier import read_split
 from modelyard.training.config import ClassifierParams
-from modelyard.training.run import TrainOptions, TrainPaths, train
-from tests.training.conftest import tiny_params
+from modelyard.training.run import TrainOptions, train
+from tests.training.conftest import tiny_params, train_paths
 
-ROOT = Path(__file__).resolve().parents[2]
 HEADS = [a for a in architectures.names() if a.endswith(("-binary", "-rating"))]
 
 
@@ -26,13 +25,7 @@ HEADS = [a for a in architectures.names() if a.endswith(("-binary", "-rating"))]
 def test_each_head_learns_and_is_tracked(
     name: str, prepared: dict[str, Path], tmp_path: Path, conn: object, tracker: Tracker
 ) -> None:
-    paths = TrainPaths(
-        converted=prepared["converted"],
-        snapshot=prepared["snapshot"],
-        out=tmp_path / "model",
-        checkpoints=tmp_path / "checkpoints",
-        repo=ROOT,
-    )
+    paths = train_paths(prepared, tmp_path)
     params = tiny_params(architecture=name, epochs=4, batch_size=16, lr=3e-3)
     outcome = train(conn, tracker, params, paths, TrainOptions(progress_bar=False))  # type: ignore[arg-type]
 

@@ -16,22 +16,11 @@ from modelyard.db.datasets import Dataset
 from modelyard.errors import ConfigError, TrainingError
 from modelyard.tracking import Tracker
 from modelyard.training.detectors.rtdetr import RtDetrModule
-from modelyard.training.run import TrainOptions, TrainPaths, train
-from tests.training.conftest import tiny_params
+from modelyard.training.run import TrainOptions, train
+from tests.training.conftest import tiny_params, train_paths
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 QUIET = TrainOptions(progress_bar=False)
-
-
-def _paths(prepared: dict[str, Path], tmp_path: Path) -> TrainPaths:
-    return TrainPaths(
-        converted=prepared["converted"],
-        snapshot=prepared["snapshot"],
-        out=tmp_path / "model",
-        checkpoints=tmp_path / "checkpoints",
-        repo=ROOT,
-    )
 
 
 def test_training_is_tracked_with_lineage_job_and_provenance(
@@ -41,7 +30,7 @@ def test_training_is_tracked_with_lineage_job_and_provenance(
     tracker: Tracker,
     demo_dataset: Dataset,
 ) -> None:
-    outcome = train(conn, tracker, tiny_params(), _paths(prepared, tmp_path), QUIET)
+    outcome = train(conn, tracker, tiny_params(), train_paths(prepared, tmp_path), QUIET)
 
     run = tracker.client.get_run(outcome.run_id)
     assert run.info.status == "FINISHED"
@@ -87,7 +76,7 @@ def test_a_failed_training_marks_the_job_and_run_failed(
 ) -> None:
     params = tiny_params(weights=str(tmp_path / "no-such-weights"))
     with pytest.raises(TrainingError, match="no-such-weights"):
-        train(conn, tracker, params, _paths(prepared, tmp_path), QUIET)
+        train(conn, tracker, params, train_paths(prepared, tmp_path), QUIET)
     job = conn.execute("SELECT * FROM verify_ai_ml_jobs").fetchone()
     assert job is not None and job["status"] == "failed"
     assert "no-such-weights" in job["error"]
@@ -98,5 +87,7 @@ def test_an_unknown_architecture_is_refused_before_anything_starts(
     prepared: dict[str, Path], tmp_path: Path, conn: Connection, tracker: Tracker
 ) -> None:
     with pytest.raises(ConfigError, match="did you mean 'rt-detrv2-s'"):
-        train(conn, tracker, tiny_params(architecture="rt-detr2-s"), _paths(prepared, tmp_path))
+        train(
+            conn, tracker, tiny_params(architecture="rt-detr2-s"), train_paths(prepared, tmp_path)
+        )
     assert conn.execute("SELECT count(*) AS n FROM verify_ai_ml_jobs").fetchone() == {"n": 0}

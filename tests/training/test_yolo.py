@@ -12,23 +12,16 @@ import torch
 from modelyard.db import jobs
 from modelyard.db.connection import Connection
 from modelyard.tracking import Tracker
-from modelyard.training.run import TrainOptions, TrainPaths, train
-from tests.training.conftest import tiny_params
+from modelyard.training.run import TrainOptions, train
+from tests.training.conftest import tiny_params, train_paths
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_yolo_trains_offline_and_is_tracked_like_the_others(
     prepared: dict[str, Path], tmp_path: Path, conn: Connection, tracker: Tracker
 ) -> None:
-    paths = TrainPaths(
-        converted=prepared["converted"],
-        snapshot=prepared["snapshot"],
-        out=tmp_path / "model",
-        checkpoints=tmp_path / "checkpoints",
-        repo=ROOT,
-    )
+    paths = train_paths(prepared, tmp_path)
     params = tiny_params(architecture="yolo11n", epochs=4, lr=0.002, image_size=128)
     threads = torch.get_num_threads()
     outcome = train(conn, tracker, params, paths, TrainOptions(progress_bar=False))

@@ -189,7 +189,7 @@ def _read_handles(path: Path) -> list[int]:
 
 def _drop_dead_handles(path: Path) -> None:
     pids = _read_handles(path)
-    alive = [pid for pid in pids if pid == os.getpid() or _alive(pid)]
+    alive = [pid for pid in pids if _alive(pid)]
     if alive != pids:
         path.write_text(json.dumps(alive), encoding="utf-8")
 

@@ -79,28 +79,27 @@ def _image_head(backbone: str, *, regress: bool) -> Fit:
     return fit
 
 
+# suffix -> (task, monitor, regress, what the head learns)
+_HEADS = {
+    "binary": ("classify", Monitor(metric="val_auc", mode="max"), False,
+               "binary head (train.classifier.target)"),
+    "rating": ("regress", Monitor(metric="val_mae", mode="min"), True,
+               "0-5 regression head on label_value"),
+}  # fmt: skip
+
+
 def _image_heads() -> list[Architecture]:
-    heads = []
-    for backbone in ("resnet18", "mobilenet_v3_small"):
-        heads.append(
-            Architecture(
-                name=f"{backbone}-binary",
-                task="classify",
-                monitor=Monitor(metric="val_auc", mode="max"),
-                fit=_image_head(backbone, regress=False),
-                summary=f"torchvision {backbone}, binary head (train.classifier.target)",
-            )
+    return [
+        Architecture(
+            name=f"{backbone}-{suffix}",
+            task=task,
+            monitor=monitor,
+            fit=_image_head(backbone, regress=regress),
+            summary=f"torchvision {backbone}, {learns}",
         )
-        heads.append(
-            Architecture(
-                name=f"{backbone}-rating",
-                task="regress",
-                monitor=Monitor(metric="val_mae", mode="min"),
-                fit=_image_head(backbone, regress=True),
-                summary=f"torchvision {backbone}, 0-5 regression head on label_value",
-            )
-        )
-    return heads
+        for backbone in ("resnet18", "mobilenet_v3_small")
+        for suffix, (task, monitor, regress, learns) in _HEADS.items()
+    ]
 
 
 YOLO_NAMES = [f"{family}{size}" for family in ("yolo11", "yolov8") for size in "nsmlx"]

@@ -10,7 +10,6 @@ state dict from a local path (the head is re-sized).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,11 @@ from torchvision import models
 from torchvision.transforms import v2
 
 from modelyard.errors import ConfigError, TrainingError
+from modelyard.training.detectors.coco import Layout, read_coco
 
 log = logging.getLogger(__name__)
 
 BACKBONES = ("resnet18", "mobilenet_v3_small")
-BINARY_TARGETS = ("is_compliant", "is_good")
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -47,9 +46,7 @@ def read_split(
     """The images of ``split`` with the label ``target`` asks for; unlabelled rows are left out."""
     import pandas as pd
 
-    coco_file = converted / "coco" / f"{split}.json"
-    coco = json.loads(coco_file.read_text(encoding="utf-8"))
-    root = (coco_file.parent / coco.get("images_root", ".")).resolve()
+    coco, root = read_coco(Layout(root=converted).split_file(split))
     labels = pd.read_csv(snapshot / f"manifest_{split}.csv", dtype=str, keep_default_na=False)
     by_id = labels.set_index("sample_id")
     rows, skipped = [], 0

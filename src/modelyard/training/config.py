@@ -22,6 +22,9 @@ class RtDetrParams:
     ffn_dim: int = 1024
 
 
+BINARY_TARGETS = ("is_compliant", "is_good")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClassifierParams:
     """The image-level heads: what the binary head learns."""
@@ -30,9 +33,10 @@ class ClassifierParams:
     good_threshold: float = 3.0
 
     def __post_init__(self) -> None:
-        if self.target not in ("is_compliant", "is_good"):
+        if self.target not in BINARY_TARGETS:
             raise ConfigError(
-                f"train.classifier.target: '{self.target}' is not is_compliant or is_good"
+                f"train.classifier.target: '{self.target}' is not one of "
+                f"{', '.join(BINARY_TARGETS)}"
             )
 
 

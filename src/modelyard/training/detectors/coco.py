@@ -43,12 +43,17 @@ class Layout:
         return tuple(json.loads(path.read_text(encoding="utf-8"))["classes"])
 
 
+def read_coco(coco_file: Path) -> tuple[dict[str, Any], Path]:
+    """A ``convert`` COCO file and the folder its ``file_name``s are relative to."""
+    coco: dict[str, Any] = json.loads(coco_file.read_text(encoding="utf-8"))
+    return coco, (coco_file.parent / coco.get("images_root", ".")).resolve()
+
+
 class CocoDetection(Dataset[tuple[torch.Tensor, Target]]):
     """One split of a COCO file, as (image CHW float in [0, 1], target)."""
 
     def __init__(self, coco_file: Path, image_size: int, *, flip: bool = False) -> None:
-        coco = json.loads(coco_file.read_text(encoding="utf-8"))
-        self.images_root = (coco_file.parent / coco.get("images_root", ".")).resolve()
+        coco, self.images_root = read_coco(coco_file)
         self.images: list[dict[str, Any]] = coco["images"]
         self.boxes: dict[int, list[dict[str, Any]]] = {img["id"]: [] for img in self.images}
         for ann in coco["annotations"]:
