@@ -21,8 +21,10 @@ demo: $(STAMP)
 	$(BIN)/modelyard dataset inspect demo --rows 5
 	$(BIN)/modelyard dataset split demo --ratios 0.7,0.15,0.15 --seed 0 \
 		--stratify class,stream,road_type,scenario
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro train
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro export
 	@echo "trained; metrics in reports/train.json:" && cat reports/train.json
+	@echo "exported; each artifact checked against PyTorch on the test split:"
+	$(BIN)/modelyard export show models/export
 	@echo "see the run in the MLflow UI: $(BIN)/modelyard ui  (http://127.0.0.1:5000)"
 
 test: $(STAMP) lint typecheck importlint pytest
@@ -52,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/dataset_scale.py
 	$(BIN)/python bench/tracking_overhead.py
+	$(BIN)/python bench/export_latency.py
 
 clean-demo:
 	rm -rf data reports

@@ -118,6 +118,10 @@ DEMO_STRATIFY = ("class", "stream", "road_type", "scenario")
 @pytest.fixture
 def demo_dataset(conn: Connection, store: ObjectStore, demo_coco: Path) -> Dataset:
     """The small demo source ingested into a fresh dataset and split 70/15/15 (seed 0)."""
+    return ingest_demo(conn, store, demo_coco)
+
+
+def ingest_demo(conn: Connection, store: ObjectStore, demo_coco: Path) -> Dataset:
     from modelyard.datasets import splits
     from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
 

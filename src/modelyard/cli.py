@@ -15,7 +15,7 @@ from rich.columns import Columns
 from rich.console import Console
 from rich.table import Table
 
-from modelyard import cli_training
+from modelyard import cli_export, cli_training
 from modelyard.config import Settings
 from modelyard.datasets import inspect as inspect_mod
 from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
@@ -55,6 +55,7 @@ app.add_typer(ingest_app, name="ingest")
 app.command("train")(cli_training.train)
 app.command("ui")(cli_training.ui)
 app.command("tune")(cli_training.tune)
+app.add_typer(cli_export.export_app, name="export")
 
 # Exit status of an ingest that kept the good records but rejected some.
 EXIT_REJECTED = 3

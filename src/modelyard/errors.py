@@ -18,7 +18,11 @@ Messages name the thing that is wrong, the value, and what to do about it.
     ├── IngestError                 a source file as a whole cannot be read (bad records are
     │                               reported, not raised)
     ├── TrackingError               the MLflow tracking store refused or lacks a run
-    └── TrainingError               a training could not start or did not finish
+    ├── TrainingError               a training could not start or did not finish
+    └── ExportError                 an export could not be written or checked
+        ├── RuntimeUnavailable      this machine cannot run the artifact (CoreML off macOS):
+        │                           its numeric parity is reported as skipped, never passed
+        └── ParityError             an artifact does not behave like its PyTorch model
 """
 
 from __future__ import annotations
@@ -78,3 +82,15 @@ class TrackingError(ModelyardError):
 
 class TrainingError(ModelyardError):
     """A training could not start (bad inputs) or did not finish."""
+
+
+class ExportError(ModelyardError):
+    """An export could not be written, loaded or checked."""
+
+
+class RuntimeUnavailable(ExportError):
+    """This machine cannot run the artifact (CoreML predicts on macOS only)."""
+
+
+class ParityError(ExportError):
+    """An exported artifact does not behave like the PyTorch model it came from."""

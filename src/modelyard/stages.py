@@ -21,6 +21,8 @@ from modelyard.config import BaseParams, Settings, load_params, section
 from modelyard.db import connection, migrate, stores
 from modelyard.db.connection import Connection
 from modelyard.errors import ModelyardError
+from modelyard.export.config import ExportParams
+from modelyard.export.run import ExportPaths, export_format
 from modelyard.files import write_json
 from modelyard.storage import ObjectStore
 from modelyard.tracking import Tracker
@@ -122,3 +124,16 @@ def tuned_values(best: Path | None) -> dict[str, Any]:
         return {}
     values: dict[str, Any] = json.loads(best.read_text(encoding="utf-8"))["best_params"]
     return values
+
+
+def export(params: dict[str, Any], format_name: str, paths: ExportPaths) -> dict[str, Any]:
+    """The ``export`` stage (one format of its matrix) and ``modelyard export run``: params
+    ``export`` -> the format's artifacts, manifest and parity report; fails on any artifact
+    that does not behave like the PyTorch model."""
+    manifest = export_format(format_name, section(params, "export", ExportParams), paths)
+    for artifact in manifest["artifacts"]:
+        log.info(
+            "%s: parity %s, %s ms, sha256 %s", artifact["file"], artifact["parity"]["status"],
+            artifact["inference_time_ms"], artifact["sha256"][:12],
+        )  # fmt: skip
+    return manifest

@@ -26,15 +26,21 @@ def prepared(
     tmp_path: Path, conn: Connection, store: ObjectStore, demo_dataset: Dataset
 ) -> dict[str, Path]:
     """snapshot -> download -> convert of the demo dataset, as the DVC stages would."""
-    snap = snapshot.build(conn, demo_dataset, snapshot.SnapshotParams())
-    snapshot.write(snap, tmp_path / "snapshot")
+    return prepare(conn, store, demo_dataset, tmp_path)
+
+
+def prepare(
+    conn: Connection, store: ObjectStore, dataset: Dataset, folder: Path
+) -> dict[str, Path]:
+    snap = snapshot.build(conn, dataset, snapshot.SnapshotParams())
+    snapshot.write(snap, folder / "snapshot")
     manifests = {}
     for split in SPLITS:
-        frame = snapshot.read_manifest(tmp_path / "snapshot" / f"manifest_{split}.csv")
+        frame = snapshot.read_manifest(folder / "snapshot" / f"manifest_{split}.csv")
         report = download.DownloadReport()
-        manifests[split] = download.download(frame, store, tmp_path / "images", report)
-    convert.convert(manifests, demo_dataset.classes, tmp_path / "images", tmp_path / "converted")
-    return {"snapshot": tmp_path / "snapshot", "converted": tmp_path / "converted"}
+        manifests[split] = download.download(frame, store, folder / "images", report)
+    convert.convert(manifests, dataset.classes, folder / "images", folder / "converted")
+    return {"snapshot": folder / "snapshot", "converted": folder / "converted"}
 
 
 @pytest.fixture

@@ -149,3 +149,53 @@ class RtDetrModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+class _FixedPositionEmbedding(torch.nn.Module):
+    """The encoder's sine position embedding for one input size, as a constant."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("table", table)
+
+    def forward(self, width: int, height: int, device: Any, dtype: torch.dtype) -> torch.Tensor:
+        table = self.get_buffer("table")
+        return table.to(dtype)
+
+
+class ExportHead(torch.nn.Module):
+    """The network for one square input size, as exporters want it: ``images`` (N, 3, S, S)
+    in [0, 1] -> ``logits`` (N, queries, classes) and ``boxes`` (N, queries, 4; normalised
+    cx, cy, w, h).
+
+    transformers computes the encoder's position embedding and the decoder's anchors from
+    the feature-map shapes at run time, with integer arithmetic that converters trip over
+    (CoreML: a matmul of int32 by fp32). For a fixed size both are constants: they are
+    computed once here and stored, which leaves the outputs exactly as they were."""
+
+    def __init__(self, network: torch.nn.Module, image_size: int) -> None:
+        super().__init__()
+        network.train(False)
+        self.network = network
+        tables: dict[str, torch.Tensor] = {}
+        hooks = [
+            module.register_forward_hook(
+                lambda _m, _a, out, name=name: tables.__setitem__(name, out.detach())
+            )
+            for name, module in network.named_modules()
+            if type(module).__name__ == "RTDetrV2SinePositionEmbedding"
+        ]
+        with torch.no_grad():
+            network(pixel_values=torch.zeros(1, 3, image_size, image_size))
+        for hook in hooks:
+            hook.remove()
+        for name, table in tables.items():
+            parent, _, attr = name.rpartition(".")
+            setattr(network.get_submodule(parent), attr, _FixedPositionEmbedding(table))
+        model: Any = network.get_submodule("model")
+        model.config.anchor_image_size = [image_size, image_size]
+        model.anchors, model.valid_mask = model.generate_anchors(dtype=torch.float32)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.network(pixel_values=images)
+        return out.logits, out.pred_boxes

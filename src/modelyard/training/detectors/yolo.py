@@ -69,6 +69,28 @@ def _ultralytics(home: Path) -> Any:
     return YOLO
 
 
+def load_network(weights: Path) -> torch.nn.Module:
+    """The detection network of a trained ``.pt``, fused and in eval mode, as a plain torch
+    module: images (N, 3, H, W) in [0, 1] -> (N, 4 + classes, anchors), boxes as pixel
+    (cx, cy, w, h) followed by per-class scores."""
+    yolo_class = _ultralytics(Settings.from_env().home)
+    network: Any = yolo_class(str(weights), task="detect").model
+    return _Predictions(network.fuse().eval())
+
+
+class _Predictions(torch.nn.Module):
+    """Only the decoded predictions (in eval mode the head also returns its raw maps)."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.network(images)
+        predictions: torch.Tensor = out[0] if isinstance(out, tuple | list) else out
+        return predictions
+
+
 def _data_file(converted: Path, folder: Path) -> Path:
     """convert's data.yaml with an absolute ``path`` (ultralytics would look elsewhere)."""
     data = yaml.safe_load((converted / "yolo" / "data.yaml").read_text(encoding="utf-8"))

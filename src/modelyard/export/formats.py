@@ -1,0 +1,91 @@
+"""The export formats as a table: name -> backend module, file suffix, the runtime that checks
+its artifacts, and its variants (precision, fixed or dynamic batch). Adding a format is one
+entry here and one backend module; the tests run over this table.
+
+A backend module (``modelyard.export.onnx`` ...) provides::
+
+    export(model: ExportModel, variants, folder: Path, calibration: np.ndarray) -> dict[str, Path]
+    open_runtime(path: Path, outputs, threads: int) -> Runner  # or RuntimeUnavailable
+    describe(path: Path) -> dict  # the artifact's inputs and outputs, as stored
+
+It is imported only by the process that exports that format (``load``): TensorFlow and
+coremltools must not share a process with another format's exporter.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from modelyard.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Variant:
+    name: str  # the artifact's file stem
+    precision: str  # fp32 | fp16 | int8
+    dynamic_batch: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Format:
+    name: str
+    backend: str
+    suffix: str
+    runtime: str
+    variants: tuple[Variant, ...]
+    layout: str = "NCHW"  # the input's axis order in the artifact
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.backend)
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            name="onnx",
+            backend="modelyard.export.onnx",
+            suffix=".onnx",
+            runtime="onnxruntime",
+            variants=(
+                Variant(name="model", precision="fp32"),
+                Variant(name="model_dynamic_batch", precision="fp32", dynamic_batch=True),
+            ),
+        ),
+        Format(
+            name="tflite",
+            backend="modelyard.export.tflite",
+            suffix=".tflite",
+            runtime="ai-edge-litert",
+            variants=(
+                Variant(name="model_fp32", precision="fp32"),
+                Variant(name="model_fp16", precision="fp16"),
+                Variant(name="model_int8", precision="int8"),
+            ),
+            layout="NHWC",
+        ),
+        Format(
+            name="coreml",
+            backend="modelyard.export.coreml",
+            suffix=".mlpackage",
+            runtime="coremltools",
+            variants=(Variant(name="model", precision="fp16"),),
+        ),
+    )
+}
+
+
+def names() -> list[str]:
+    return sorted(FORMATS)
+
+
+def get(name: str) -> Format:
+    """The format called ``name``; an unknown name is an error listing the valid ones."""
+    if name in FORMATS:
+        return FORMATS[name]
+    close = difflib.get_close_matches(name, names(), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ConfigError(f"export format '{name}' is not known{hint}; valid: {', '.join(names())}")

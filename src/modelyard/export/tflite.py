@@ -1,0 +1,193 @@
+"""TFLite: ONNX -> onnxslim -> onnx2tf (a TensorFlow SavedModel) -> TFLite, run by
+ai-edge-litert. Three variants from one conversion:
+
+- fp32;
+- fp16: weights stored in half precision (the runtime computes in fp32 where it lacks fp16);
+- int8: convolutions and fully-connected layers — nearly all of the weights and of the
+  multiply-adds — in int8 (weights per channel, activations per tensor, calibrated on
+  train-split images by ai-edge-quantizer); the other ops (attention softmax, layer norms,
+  deformable sampling) stay float, and so do the input and the outputs. Quantising every op
+  of RT-DETR to int8 does not work: TensorFlow's converter rejects it (a Minimum whose inputs
+  differ in scale) and the fully quantised model divides by zero at run time.
+
+What it takes to run here, offline:
+
+- torchvision is imported before TensorFlow (the other order segfaults when triton loads);
+- onnx2tf fetches a calibration sample from the internet for every image input unless a
+  file of that name is in its working directory: one is written there (it only checks the
+  conversion with it);
+- RT-DETR's GELU becomes ``Erf``, which needs TensorFlow's Flex delegate; onnx2tf writes it
+  as built-in ops instead (``replace_to_pseudo_operators``);
+- the raw export has constant outputs that onnx2tf refuses; onnxslim folds them first.
+
+The artifacts take NHWC input (N x S x S x 3) and keep the ONNX input and output names in
+their ``serving_default`` signature.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torchvision  # noqa: F401  (before TensorFlow: see above)
+
+from modelyard.errors import ExportError
+from modelyard.export import onnx as onnx_backend
+from modelyard.export.formats import Variant
+from modelyard.export.runtime import Runner
+from modelyard.export.source import INPUT_NAME, ExportModel
+
+log = logging.getLogger(__name__)
+
+SIGNATURE = "serving_default"
+ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def export(
+    model: ExportModel, variants: Sequence[Variant], folder: Path, calibration: np.ndarray
+) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tflite-") as tmp:
+        work = Path(tmp)
+        saved = _named_saved_model(_saved_model(model, work), model, work / "named")
+        fp32 = _convert(saved, half=False)
+        written = {}
+        for variant in variants:
+            target = folder / f"{variant.name}.tflite"
+            if variant.precision == "fp32":
+                target.write_bytes(fp32)
+            elif variant.precision == "fp16":
+                target.write_bytes(_convert(saved, half=True))
+            else:
+                source = work / "fp32.tflite"
+                source.write_bytes(fp32)
+                _quantize_int8(source, target, calibration)
+            written[variant.name] = target
+    return written
+
+
+def _saved_model(model: ExportModel, work: Path) -> Path:
+    """onnx2tf's SavedModel of ``model`` (its signature's outputs are output_0, output_1...)."""
+    import onnx
+    import onnx2tf
+    import onnxslim
+
+    raw, slim, out = work / "raw.onnx", work / "model.onnx", work / "onnx2tf"
+    onnx_backend.write(model, raw)
+    onnx.save(onnxslim.slim(onnx.load(str(raw))), str(slim))
+    with _working_dir(work):
+        np.save(ONNX2TF_SAMPLE, np.random.default_rng(0).random((20, 128, 128, 3), "f4"))
+        onnx2tf.convert(
+            input_onnx_file_path=str(slim),
+            output_folder_path=str(out),
+            replace_to_pseudo_operators=["erf"],
+            output_signaturedefs=True,
+            non_verbose=True,
+            verbosity="error",
+        )
+    if not (out / "saved_model.pb").is_file():
+        raise ExportError(f"onnx2tf wrote no SavedModel for {model.architecture}")
+    return out
+
+
+def _named_saved_model(saved: Path, model: ExportModel, target: Path) -> Path:
+    """The SavedModel again, with a signature that names the outputs as the ONNX file does."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(saved))
+    serve = loaded.signatures[SIGNATURE]
+    n, c, h, w = model.input.shape
+    names = model.outputs
+
+    class Named(tf.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.loaded = loaded  # keeps its variables tracked
+
+        @tf.function(input_signature=[tf.TensorSpec([n, h, w, c], tf.float32, name=INPUT_NAME)])  # type: ignore[untyped-decorator]
+        def serve(self, images: Any) -> dict[str, Any]:
+            out = serve(**{INPUT_NAME: images})
+            return {name: out[f"output_{i}"] for i, name in enumerate(names)}
+
+    named = Named()
+    tf.saved_model.save(named, str(target), signatures={SIGNATURE: named.serve})
+    return target
+
+
+def _convert(saved: Path, *, half: bool) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    if half:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    data: bytes = converter.convert()
+    return data
+
+
+def _quantize_int8(source: Path, target: Path, calibration: np.ndarray) -> None:
+    from ai_edge_quantizer import quantizer, recipe
+
+    if not len(calibration):
+        raise ExportError("int8 needs calibration images; export.calibration_images is 0")
+    (static,) = recipe.static_wi8_ai8()
+    rules = [copy.deepcopy(static) | {"operation": op} for op in INT8_OPS]
+    quant = quantizer.Quantizer(str(source))
+    quant.load_quantization_recipe(rules)
+    samples = [{INPUT_NAME: _nhwc(image[None])} for image in calibration]
+    result = quant.calibrate({SIGNATURE: samples}, num_threads=os.cpu_count() or 1)
+    quant.quantize(result).export_model(str(target), overwrite=True)
+
+
+def _nhwc(images: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+@contextlib.contextmanager
+def _working_dir(path: Path) -> Iterator[None]:
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _runner(path: Path, threads: int | None = None) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path), num_threads=threads).get_signature_runner(SIGNATURE)
+
+
+def open_runtime(path: Path, outputs: Sequence[str], threads: int) -> Runner:
+    runner = _runner(path, threads)
+
+    def run(images: np.ndarray) -> list[np.ndarray]:
+        results = []
+        for image in images:  # the artifact's batch is fixed at 1
+            out = runner(**{INPUT_NAME: _nhwc(image[None])})
+            results.append([np.asarray(out[name]) for name in outputs])
+        return [np.concatenate(parts) for parts in zip(*results, strict=True)]
+
+    return run
+
+
+def describe(path: Path) -> dict[str, Any]:
+    runner = _runner(path)
+
+    def spec(name: str, detail: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "shape": detail["shape"].tolist(), "dtype": detail["dtype"].__name__}
+
+    return {
+        "inputs": [spec(n, d) for n, d in runner.get_input_details().items()],
+        "outputs": [spec(n, d) for n, d in runner.get_output_details().items()],
+        "signature": SIGNATURE,
+    }

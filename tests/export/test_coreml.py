@@ -1,0 +1,41 @@
+"""CoreML packages of really trained models, exported by the stage's script in a process of
+its own. Off macOS the spec is what is checked; numeric parity must say skipped, with why."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelyard.export.manifest import sha256_path
+from tests.export.conftest import ARCHITECTURES, Trained, params_file, run_stage
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_coreml_spec_is_checked_and_parity_is_skipped_not_passed(
+    trained: Trained, tmp_path: Path, arch: str
+) -> None:
+    done = run_stage(trained, arch, "coreml", tmp_path, params_file(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    manifest = json.loads((tmp_path / "coreml" / "manifest.json").read_text())
+    (artifact,) = manifest["artifacts"]
+    package = tmp_path / "coreml" / artifact["file"]
+    assert package.is_dir() and package.suffix == ".mlpackage"
+    assert artifact["sha256"] == sha256_path(package)
+    spec = artifact["spec"]
+    assert spec["model_type"] == "mlProgram"
+    assert spec["inputs"] == [{"name": "images", "shape": [1, 3, 64, 64], "dtype": "float32"}]
+    assert [o["name"] for o in spec["outputs"]] == manifest["outputs"]
+    assert spec["classes"] == manifest["classes"]
+    assert artifact["spec_problems"] == []
+    if sys.platform != "darwin":
+        assert artifact["parity"]["status"] == "skipped"
+        assert "macOS" in artifact["parity"]["reason"]
+        assert artifact["inference_time_ms"] is None
+        metrics = json.loads((tmp_path / "coreml.json").read_text())
+        assert metrics["model.mlpackage"]["parity_passed"] is None

@@ -1,0 +1,38 @@
+"""TFLite (fp32, fp16, int8) of really trained models, each exported by the stage's script in
+a process of its own (TensorFlow must not share one with another format's exporter), then
+run by ai-edge-litert and compared with PyTorch.
+
+RT-DETRv2 is left out here: its conversion takes four minutes, and the small 64 px model
+these tests train does not survive it (its fp32 TFLite fails parity, which the stage reports;
+the demo model at 160 px passes). `make demo` exports and checks the RT-DETRv2 TFLite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelyard.export.manifest import sha256_path
+from tests.export.conftest import Trained, params_file, run_stage
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+@pytest.mark.parametrize("arch", ["yolo11n", "resnet18-binary"])
+def test_tflite_variants_match_pytorch(trained: Trained, tmp_path: Path, arch: str) -> None:
+    done = run_stage(trained, arch, "tflite", tmp_path, params_file(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    manifest = json.loads((tmp_path / "tflite" / "manifest.json").read_text())
+    assert manifest["input"]["layout"] == "NHWC" and manifest["input"]["shape"] == [1, 64, 64, 3]
+    by_precision = {a["precision"]: a for a in manifest["artifacts"]}
+    assert sorted(by_precision) == ["fp16", "fp32", "int8"]
+    for artifact in manifest["artifacts"]:
+        assert artifact["parity"]["status"] == "passed", artifact["parity"]
+        assert artifact["sha256"] == sha256_path(tmp_path / "tflite" / artifact["file"])
+        assert [o["name"] for o in artifact["spec"]["outputs"]] != []
+        assert artifact["inference_time_ms"] > 0
+    # half and quarter precision weights: smaller files
+    assert by_precision["fp16"]["size_bytes"] < 0.6 * by_precision["fp32"]["size_bytes"]
+    assert by_precision["int8"]["size_bytes"] < 0.6 * by_precision["fp32"]["size_bytes"]
