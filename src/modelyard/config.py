@@ -11,6 +11,7 @@ Environment (nothing else is global):
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import types
 import typing
@@ -24,6 +25,7 @@ import yaml
 from modelyard.errors import ConfigError
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,3 +126,14 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     if hint is int and isinstance(value, bool):
         raise ConfigError(f"{path}: expected int, got {value!r}")
     return value
+
+
+def pick(table: Mapping[str, V], name: str, what: str) -> V:
+    """``table[name]``; an unknown name is an error naming ``what``, the closest valid name
+    and all of them."""
+    if name in table:
+        return table[name]
+    valid = sorted(table)
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ConfigError(f"{what}: '{name}' is not known{hint}; valid: {', '.join(valid)}")

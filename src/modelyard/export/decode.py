@@ -9,8 +9,6 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms
 
-from modelyard.training.detectors.rtdetr import decode as rtdetr_decode
-
 Detections = dict[str, np.ndarray]  # boxes (K, 4) pixel xyxy, scores (K,), labels (K,)
 
 MAX_DETECTIONS = 100
@@ -24,6 +22,8 @@ def detections(
     """Per image, up to ``MAX_DETECTIONS`` detections; ``sizes`` rows are (height, width)."""
     hw = torch.from_numpy(np.asarray(sizes, dtype=np.float32))
     if family == "rtdetr":
+        from modelyard.training.detectors.rtdetr import decode as rtdetr_decode  # transformers
+
         logits, boxes = (torch.from_numpy(np.asarray(o, dtype=np.float32)) for o in outputs)
         decoded = rtdetr_decode(logits, boxes, hw, top_k=MAX_DETECTIONS)
     elif family == "yolo":

@@ -14,12 +14,11 @@ coremltools must not share a process with another format's exporter.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-from modelyard.errors import ConfigError
+from modelyard.config import pick
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,8 +83,4 @@ def names() -> list[str]:
 
 def get(name: str) -> Format:
     """The format called ``name``; an unknown name is an error listing the valid ones."""
-    if name in FORMATS:
-        return FORMATS[name]
-    close = difflib.get_close_matches(name, names(), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    raise ConfigError(f"export format '{name}' is not known{hint}; valid: {', '.join(names())}")
+    return pick(FORMATS, name, "export format")

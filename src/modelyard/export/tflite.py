@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -43,8 +42,6 @@ from modelyard.export import onnx as onnx_backend
 from modelyard.export.formats import Variant
 from modelyard.export.runtime import Runner
 from modelyard.export.source import INPUT_NAME, ExportModel
-
-log = logging.getLogger(__name__)
 
 SIGNATURE = "serving_default"
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"

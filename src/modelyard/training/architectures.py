@@ -6,11 +6,10 @@ how to build its LightningModule and LightningDataModule from the params and the
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from modelyard.errors import ConfigError
+from modelyard.config import pick
 from modelyard.training.fit import FitRequest, FitResult, Monitor, lightning_fit
 
 Fit = Callable[[FitRequest], FitResult]
@@ -137,10 +136,4 @@ def names() -> list[str]:
 
 def get(name: str) -> Architecture:
     """The architecture called ``name``; an unknown name is an error listing the valid ones."""
-    if name in ARCHITECTURES:
-        return ARCHITECTURES[name]
-    close = difflib.get_close_matches(name, names(), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    raise ConfigError(
-        f"train.architecture: '{name}' is not known{hint}; valid: {', '.join(names())}"
-    )
+    return pick(ARCHITECTURES, name, "train.architecture")
