@@ -19,10 +19,13 @@ Messages name the thing that is wrong, the value, and what to do about it.
     │                               reported, not raised)
     ├── TrackingError               the MLflow tracking store refused or lacks a run
     ├── TrainingError               a training could not start or did not finish
-    └── ExportError                 an export could not be written or checked
-        ├── RuntimeUnavailable      this machine cannot run the artifact (CoreML off macOS):
-        │                           its numeric parity is reported as skipped, never passed
-        └── ParityError             an artifact does not behave like its PyTorch model
+    ├── ExportError                 an export could not be written or checked
+    │   ├── RuntimeUnavailable      this machine cannot run the artifact (CoreML off macOS):
+    │   │                           its numeric parity is reported as skipped, never passed
+    │   └── ParityError             an artifact does not behave like its PyTorch model
+    ├── EvaluationError             a model cannot be evaluated (inputs missing or changed)
+    └── RegistryError               a model version cannot be registered or promoted
+        └── GateError               acceptance gates are missing, malformed, or not cleared
 """
 
 from __future__ import annotations
@@ -94,3 +97,15 @@ class RuntimeUnavailable(ExportError):
 
 class ParityError(ExportError):
     """An exported artifact does not behave like the PyTorch model it came from."""
+
+
+class EvaluationError(ModelyardError):
+    """A model cannot be evaluated: its inputs are missing, or changed since they were made."""
+
+
+class RegistryError(ModelyardError):
+    """A model version cannot be registered or promoted."""
+
+
+class GateError(RegistryError):
+    """Acceptance gates are missing or malformed, or a version has not cleared them."""

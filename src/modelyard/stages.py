@@ -21,9 +21,15 @@ from modelyard.config import BaseParams, Settings, load_params, section
 from modelyard.db import connection, migrate, stores
 from modelyard.db.connection import Connection
 from modelyard.errors import ModelyardError
+from modelyard.evaluation import gate_report, gates, model_card, plots
+from modelyard.evaluation.config import EvaluateParams
+from modelyard.evaluation.run import EvaluatePaths, summary
+from modelyard.evaluation.run import evaluate as run_evaluation
 from modelyard.export.config import ExportParams
 from modelyard.export.run import ExportPaths, export_format
 from modelyard.files import write_json
+from modelyard.registry.register import Registered, RegisterInputs
+from modelyard.registry.register import register as run_register
 from modelyard.storage import ObjectStore
 from modelyard.tracking import Tracker
 from modelyard.training.config import TrainParams, with_overrides
@@ -133,7 +139,133 @@ def export(params: dict[str, Any], format_name: str, paths: ExportPaths) -> dict
     manifest = export_format(format_name, section(params, "export", ExportParams), paths)
     for artifact in manifest["artifacts"]:
         log.info(
-            "%s: parity %s, %s ms, sha256 %s", artifact["file"], artifact["parity"]["status"],
-            artifact["inference_time_ms"], artifact["sha256"][:12],
-        )  # fmt: skip
+            "%s: parity %s, %s ms, sha256 %s",
+            artifact["file"],
+            artifact["parity"]["status"],
+            artifact["inference_time_ms"],
+            artifact["sha256"][:12],
+        )
     return manifest
+
+
+EVALUATION, CALIBRATION = "evaluation.json", "calibration.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvaluateOutputs:
+    folder: Path  # evaluation.json (everything) and calibration.json (ships with the artifacts)
+    metrics: Path  # the headline figures, for `dvc metrics`
+    plots: Path  # PNG pictures and CSV curves, for `dvc plots`
+    train_report: Path  # train's metrics JSON: the MLflow run the results are logged to
+
+
+def evaluate(params: dict[str, Any], paths: EvaluatePaths, out: EvaluateOutputs) -> dict[str, Any]:
+    """The ``evaluate`` stage: the model and every artifact on the test split, slices and
+    calibration -> files, plots, and the training run in MLflow."""
+    result = run_evaluation(section(params, "evaluate", EvaluateParams), paths)
+    report = result.report
+    write_json(out.folder / EVALUATION, report)
+    fitted = result.calibration.as_dict() if result.calibration else report["calibration"]
+    write_json(out.folder / CALIBRATION, fitted)
+    figures = summary(report)
+    write_json(out.metrics, figures)
+    pictures = plots.write_all(report, result.reliability, out.plots)
+    metric_values = {
+        f"eval.{name}": value
+        for name, value in tracking_flatten(figures).items()
+        if isinstance(value, int | float)
+    }
+    _log_to_training_run(out.train_report, metric_values, {}, [*pictures, out.folder], "evaluation")
+    return report
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GatePaths:
+    evaluation: Path  # evaluate's folder
+    gates: Path  # acceptance_gates.yaml
+    train_report: Path  # train's metrics JSON (the MLflow run)
+    snapshot: Path  # snapshot.json (dataset and content hash, for the card)
+    report: Path  # gate.json to write
+    card: Path  # model_card.md to write (its Notes section is kept)
+
+
+def gate(params: dict[str, Any], paths: GatePaths, argv: list[str]) -> dict[str, Any]:
+    """The ``gate`` stage: acceptance gates over the evaluation -> the gate report and the
+    model card. Returns the report; the caller exits non-zero unless its status is PASS."""
+    evaluation = json.loads((paths.evaluation / EVALUATION).read_text(encoding="utf-8"))
+    loaded = gates.load(paths.gates, evaluation["task"])
+    run_id = _training_run_id(paths.train_report)
+    inputs = [
+        paths.evaluation / EVALUATION,
+        paths.evaluation / CALIBRATION,
+        paths.gates,
+        paths.train_report,
+        paths.snapshot,
+    ]
+    origin = gate_report.provenance(
+        "pipelines/gate.py", argv, inputs, [paths.report, paths.card], run_id
+    )
+    report = gate_report.build(loaded, paths.gates, evaluation, origin)
+    write_json(paths.report, report)
+    snapshot = json.loads(paths.snapshot.read_text(encoding="utf-8"))
+    context = {
+        "policy_id": base(params).policy_id,
+        "dataset": f"{snapshot['dataset']['name']} ({snapshot['dataset']['id']})",
+        "snapshot_hash": snapshot["content_hash"],
+        "mlflow_run_id": run_id,
+        "git_sha": origin["git_sha"],
+    }
+    model_card.write(paths.card, model_card.render(evaluation, report, context))
+    tags = {"gate_status": report["status"], "gate_summary": report["summary"][:4000]}
+    _log_to_training_run(paths.train_report, {}, tags, [paths.report, paths.card], "gate")
+    return report
+
+
+def tracking_flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}".replace("=", "_")
+        if isinstance(value, dict):
+            flat |= tracking_flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
+
+
+def _training_run_id(train_report: Path) -> str | None:
+    if not train_report.is_file():
+        return None
+    run_id = json.loads(train_report.read_text(encoding="utf-8")).get("mlflow_run_id")
+    return str(run_id) if run_id else None
+
+
+def _log_to_training_run(
+    train_report: Path,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    files: list[Path],
+    folder: str,
+) -> None:
+    """Add to the MLflow run that trained the model, so one run holds its whole story."""
+    run_id = _training_run_id(train_report)
+    if run_id is None:
+        log.warning("no MLflow run id in %s: results not logged to MLflow", train_report)
+        return
+    run = tracker().reopen(run_id)
+    try:
+        run.log_metrics(metrics, step=0)
+        run.set_tags(tags)
+        run.log_artifacts(files, folder)
+    finally:
+        run.finish()
+    log.info("logged to MLflow run %s (%s/)", run_id, folder)
+
+
+def register(params: dict[str, Any], inputs: RegisterInputs, out: Path) -> Registered:
+    """The ``register`` stage and ``modelyard register``: the evaluated, gated bundle -> a new
+    version of the policy's MLflow model (alias ``candidate`` only if the gate passed) and its
+    verify_ai_ml_models row; ``out`` gets the name, version and row id."""
+    with database() as conn:
+        registered = run_register(conn, tracker(), base(params).policy_id, inputs)
+    write_json(out, registered.as_dict())
+    return registered

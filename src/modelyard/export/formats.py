@@ -35,6 +35,7 @@ class Format:
     suffix: str
     runtime: str
     variants: tuple[Variant, ...]
+    primary: str  # the variant a device gets by default (the registry row's path for the format)
     layout: str = "NCHW"  # the input's axis order in the artifact
 
     def load(self) -> ModuleType:
@@ -53,6 +54,7 @@ FORMATS: dict[str, Format] = {
                 Variant(name="model", precision="fp32"),
                 Variant(name="model_dynamic_batch", precision="fp32", dynamic_batch=True),
             ),
+            primary="model",
         ),
         Format(
             name="tflite",
@@ -64,6 +66,7 @@ FORMATS: dict[str, Format] = {
                 Variant(name="model_fp16", precision="fp16"),
                 Variant(name="model_int8", precision="int8"),
             ),
+            primary="model_fp16",  # half the size of fp32, the same detections (see parity)
             layout="NHWC",
         ),
         Format(
@@ -72,6 +75,7 @@ FORMATS: dict[str, Format] = {
             suffix=".mlpackage",
             runtime="coremltools",
             variants=(Variant(name="model", precision="fp16"),),
+            primary="model",
         ),
     )
 }

@@ -20,6 +20,7 @@ from modelyard.training.detectors.coco import CocoDetection, Layout
 class Samples:
     images: np.ndarray  # N x 3 x S x S float32
     names: tuple[str, ...]  # file names, for reports
+    sample_ids: tuple[str, ...]  # the registry's sample ids, to join metadata
     targets: list[Any]  # detectors: dicts of pixel xyxy boxes and labels; heads: floats
     sizes: np.ndarray  # N x 2, each image's original (height, width)
 
@@ -36,12 +37,14 @@ def load(model: ExportModel, paths: SamplePaths, split: str, limit: int | None =
     if model.task == "detect":
         data: Any = CocoDetection(Layout(root=paths.converted).split_file(split), size)
         names = [str(info["file_name"]) for info in data.images]
+        ids = [str(info.get("sample_id", "")) for info in data.images]
     else:
         rows = read_split(
             paths.converted, paths.snapshot, split, target=model.target, good=model.good_threshold
         )
         data = LabelledImages(rows, size, augment=False)
         names = [row.path.name for row in rows]
+        ids = [row.sample_id for row in rows]
     if not len(data):
         raise ConfigError(f"split '{split}' has no images to check the export on")
     picked = spread(len(data), limit)
@@ -59,6 +62,7 @@ def load(model: ExportModel, paths: SamplePaths, split: str, limit: int | None =
     return Samples(
         images=np.stack(images).astype(np.float32),
         names=tuple(names[i] for i in picked),
+        sample_ids=tuple(ids[i] for i in picked),
         targets=targets,
         sizes=np.stack(sizes).astype(np.float32),
     )

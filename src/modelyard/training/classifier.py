@@ -38,6 +38,7 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 class Labelled:
     path: Path
     target: float
+    sample_id: str = ""
 
 
 def read_split(
@@ -56,7 +57,9 @@ def read_split(
         if value is None:
             skipped += 1
             continue
-        rows.append(Labelled(path=root / image["file_name"], target=value))
+        rows.append(
+            Labelled(path=root / image["file_name"], target=value, sample_id=image["sample_id"])
+        )
     if skipped:
         log.info("%s: %d rows without a %s label left out", split, skipped, target)
     if not rows:

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, slices, calibration, acceptance gates, the model card and the review set."""

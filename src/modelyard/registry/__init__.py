@@ -1,0 +1,1 @@
+"""The model registry side: register gated models in MLflow (and, next, promote and bridge)."""
