@@ -21,11 +21,14 @@ demo: $(STAMP)
 	$(BIN)/modelyard dataset inspect demo --rows 5
 	$(BIN)/modelyard dataset split demo --ratios 0.7,0.15,0.15 --seed 0 \
 		--stratify class,stream,road_type,scenario
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro export
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	@echo "trained; metrics in reports/train.json:" && cat reports/train.json
 	@echo "exported; each artifact checked against PyTorch on the test split:"
 	$(BIN)/modelyard export show models/export
-	@echo "see the run in the MLflow UI: $(BIN)/modelyard ui  (http://127.0.0.1:5000)"
+	$(BIN)/modelyard gate show
+	$(BIN)/modelyard model show
+	@echo "the model card: reports/model_card.md; plots: dvc plots show (reports/evaluate/)"
+	@echo "see the run and the registered model in the MLflow UI: $(BIN)/modelyard ui  (http://127.0.0.1:5000)"
 
 test: $(STAMP) lint typecheck importlint pytest
 

@@ -23,6 +23,8 @@ from modelyard.db.connection import Connection
 from modelyard.db.datasets import Dataset
 from modelyard.storage import ObjectStore
 
+pytest_plugins = ["tests.trained"]  # the session's trained models (slow: only where asked for)
+
 TEMPLATE = "modelyard_template"
 MODELYARD = [sys.executable, "-m", "modelyard"]
 ENV_KEYS = ("DATABASE_URL", "MODELYARD_HOME", "MODELYARD_STORAGE_URL", "MLFLOW_TRACKING_URI")

@@ -15,7 +15,7 @@ from rich.columns import Columns
 from rich.console import Console
 from rich.table import Table
 
-from modelyard import cli_export, cli_training
+from modelyard import cli_evaluation, cli_export, cli_training
 from modelyard.config import Settings
 from modelyard.datasets import inspect as inspect_mod
 from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
@@ -56,6 +56,8 @@ app.command("train")(cli_training.train)
 app.command("ui")(cli_training.ui)
 app.command("tune")(cli_training.tune)
 app.add_typer(cli_export.export_app, name="export")
+app.add_typer(cli_evaluation.gate_app, name="gate")
+app.add_typer(cli_evaluation.model_app, name="model")
 
 # Exit status of an ingest that kept the good records but rejected some.
 EXIT_REJECTED = 3

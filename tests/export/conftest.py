@@ -1,72 +1,22 @@
-"""Export fixtures: three small models really trained (RT-DETRv2, YOLO, an image head) on the
-demo dataset once per session, and the paths an export needs.
-
-A random-init RT-DETRv2 is no model to check exports with: its encoder scores every position
-the same, so its top-k query selection is decided by tie order, which PyTorch and ONNX Runtime
-break differently. A couple of epochs of training is enough to end that."""
+"""Export fixtures: the paths an export needs, and the export stage run in its own process.
+The trained models come from the session plugin ``tests.trained``."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import yaml
 
-from modelyard.config import Settings
-from modelyard.db import connection, stores
 from modelyard.export.config import ExportParams, ParityParams
 from modelyard.export.run import ExportPaths
-from modelyard.export.samples import SamplePaths
-from modelyard.storage import ObjectStore
-from modelyard.tracking import Tracker
-from modelyard.training.run import TrainOptions, TrainPaths, train
-from tests.conftest import ENV_KEYS, TEMPLATE, ingest_demo
-from tests.training.conftest import ROOT, prepare, tiny_params
+from tests.conftest import ENV_KEYS
+from tests.trained import ARCHITECTURES, Trained
+from tests.training.conftest import ROOT
 
-ARCHITECTURES = {
-    "rt-detrv2-s": {"epochs": 12, "lr": 2e-3},
-    "yolo11n": {"epochs": 3, "lr": 0.002},
-    "resnet18-binary": {"epochs": 3, "batch_size": 16, "lr": 3e-4},
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Trained:
-    samples: SamplePaths
-    models: dict[str, Path]  # architecture -> train's output folder
-    home: Path
-
-
-@pytest.fixture(scope="session")
-def trained(
-    pg_admin_url: str, demo_coco: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Trained:
-    root = tmp_path_factory.mktemp("export")
-    name = f"x_{uuid.uuid4().hex[:12]}"
-    connection.ensure_database(pg_admin_url, name, template=TEMPLATE)
-    url = connection.with_database(pg_admin_url, name)
-    with pytest.MonkeyPatch.context() as env, connection.connect(url) as conn:
-        env.setenv("MODELYARD_HOME", str(root / "home"))
-        dataset = ingest_demo(conn, ObjectStore(str(root / "store")), demo_coco)
-        layouts = prepare(conn, ObjectStore(str(root / "store")), dataset, root)
-        uri = stores.mlflow_tracking_uri(Settings.from_env({"DATABASE_URL": url}))
-        tracker = Tracker(uri, root / "mlruns")
-        models = {}
-        for arch, overrides in ARCHITECTURES.items():
-            paths = TrainPaths(
-                converted=layouts["converted"], snapshot=layouts["snapshot"],
-                out=root / arch, checkpoints=root / f"{arch}-checkpoints", repo=ROOT,
-            )  # fmt: skip
-            params = tiny_params(architecture=arch, **overrides)
-            train(conn, tracker, params, paths, TrainOptions(progress_bar=False))
-            models[arch] = paths.out
-    samples = SamplePaths(converted=layouts["converted"], snapshot=layouts["snapshot"])
-    return Trained(samples=samples, models=models, home=root / "home")
+__all__ = ["ARCHITECTURES", "Trained"]
 
 
 def export_paths(trained: Trained, arch: str, folder: Path, name: str) -> ExportPaths:

@@ -139,10 +139,18 @@ def _calibrate(
     scored = _scored(model, params, predicted, validation.targets)
     if scored is None:
         return None
-    if not len(scored[0]):
-        raise EvaluationError(
-            f"calibration: the validation split gives no scores at or above "
-            f"evaluate.calibration.min_score={params.calibration.min_score}; lower it"
+    if not len(scored[0]):  # a model this unsure: nothing to fit; the ECE gate will say so
+        log.warning(
+            "calibration: no validation scores at or above evaluate.calibration.min_score=%s; "
+            "scores are left as they are",
+            params.calibration.min_score,
+        )
+        identity = calibration.fit("identity", scored[0], scored[2])
+        return ScoreCalibration(
+            task=model.task,
+            method="identity",
+            candidates=dict.fromkeys(calibration.METHODS),
+            default=identity,
         )
     return calibration.calibrate(
         model.task,

@@ -23,7 +23,7 @@ from typing import Any
 from modelyard.db import models
 from modelyard.db.connection import Connection
 from modelyard.errors import GateError, RegistryError
-from modelyard.evaluation import gate_report
+from modelyard.evaluation import gate_report, gates
 from modelyard.export import formats
 from modelyard.export.manifest import sha256_path, size_bytes
 from modelyard.tracking import Tracker
@@ -93,7 +93,7 @@ def register(
         log.info("bundle %s is already %s version %s", bundle_hash, name, existing.version)
     version = str(existing.version)
     alias = None
-    if gate["status"] == gate_report.gates.PASS:
+    if gate["status"] == gates.PASS:
         client.set_registered_model_alias(name, CANDIDATE, version)
         alias = CANDIDATE
     row = _row(name, version, existing.source, files, evaluation, train, snapshot)
