@@ -88,7 +88,10 @@ def evaluate(params: EvaluateParams, paths: EvaluatePaths) -> Evaluation:
         ),
         "groups": _groups(model, params, records, predicted, test),
         "calibration": _calibration_summary(fitted, before, after),
-        "artifacts": _artifacts(model, params, paths.exports, test, overall, fitted),
+        "artifacts": _artifacts(
+            _Judge(model=model, params=params, test=test, reference=overall, fitted=fitted),
+            paths.exports,
+        ),
     }
     curves = {}
     if scored:
@@ -224,46 +227,34 @@ def _records(snapshot: Path, test: Samples) -> list[dict[str, Any]]:
     return records
 
 
-def _artifacts(
-    model: ExportModel,
-    params: EvaluateParams,
-    exports: Path,
-    test: Samples,
-    reference: dict[str, Any],
-    fitted: ScoreCalibration | None,
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True, kw_only=True)
+class _Judge:
+    """What every artifact is measured against: the model's spec, the test split, PyTorch's
+    figures on it, and the calibration fitted on validation."""
+
+    model: ExportModel
+    params: EvaluateParams
+    test: Samples
+    reference: dict[str, Any]
+    fitted: ScoreCalibration | None
+
+
+def _artifacts(judge: _Judge, exports: Path) -> list[dict[str, Any]]:
     found = []
     for manifest_path in sorted(exports.glob("*/manifest.json")):
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         for artifact in manifest["artifacts"]:
-            found.append(
-                _artifact(
-                    model,
-                    params,
-                    manifest,
-                    manifest_path.parent / artifact["file"],
-                    artifact,
-                    test,
-                    reference,
-                    fitted,
-                )
-            )
+            path = manifest_path.parent / artifact["file"]
+            found.append(_artifact(judge, formats.get(manifest["format"]), path, artifact))
     if not found:
         raise EvaluationError(f"no export manifests under {exports}; run the export stage first")
     return found
 
 
 def _artifact(
-    model: ExportModel,
-    params: EvaluateParams,
-    manifest: dict[str, Any],
-    path: Path,
-    artifact: dict[str, Any],
-    test: Samples,
-    reference: dict[str, Any],
-    fitted: ScoreCalibration | None,
+    judge: _Judge, fmt: formats.Format, path: Path, artifact: dict[str, Any]
 ) -> dict[str, Any]:
-    fmt = formats.get(manifest["format"])
+    model, params, test = judge.model, judge.params, judge.test
     entry: dict[str, Any] = {
         "format": fmt.name,
         "file": artifact["file"],
@@ -289,12 +280,12 @@ def _artifact(
     result = _metrics(model, params, predicted, test.targets, curves=False)
     result.pop("per_class", None)
     key = metrics.HEADLINE[model.task]
-    mine, theirs = result.get(key), reference.get(key)
+    mine, theirs = result.get(key), judge.reference.get(key)
     delta = None if mine is None or theirs is None else float(mine) - float(theirs)
     scored = _scored(model, params, predicted, test.targets)
-    if fitted is not None and scored is not None:
+    if judge.fitted is not None and scored is not None:
         result["ece_after"] = calibration.ece(
-            fitted.apply(scored[0], scored[1], model.classes), scored[2]
+            judge.fitted.apply(scored[0], scored[1], model.classes), scored[2]
         )
     log.info("%s/%s: %s %.4f (PyTorch %+.4f)", fmt.name, path.name, key, mine or 0, delta or 0)
     return entry | {"status": "measured", "metrics": result, "delta": {key: delta}}

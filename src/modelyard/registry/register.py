@@ -32,8 +32,14 @@ from modelyard.training.lineage import canonical_hash
 log = logging.getLogger(__name__)
 
 CANDIDATE = "candidate"
-LINEAGE_TAGS = ("git_sha", "git_dirty", "dataset_id", "snapshot_hash", "dvc_lock_hash",
-                "params_hash")  # fmt: skip
+LINEAGE_TAGS = (
+    "git_sha",
+    "git_dirty",
+    "dataset_id",
+    "snapshot_hash",
+    "dvc_lock_hash",
+    "params_hash",
+)
 SCHEMA_VERSION = "1"
 
 
@@ -62,6 +68,27 @@ class Registered:
         return self.__dict__.copy()
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Documents:
+    """What the stages before wrote, read once."""
+
+    gate: dict[str, Any]
+    evaluation: dict[str, Any]
+    train: dict[str, Any]
+    snapshot: dict[str, Any]
+    card: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Bundle:
+    files: list[dict[str, Any]]
+    hash: str
+
+    def listing(self, gate_status: str) -> dict[str, Any]:
+        public = [{k: v for k, v in f.items() if k != "local"} for f in self.files]
+        return {"schema_version": 1, "files": public, "gate_status": gate_status}
+
+
 def model_name(policy_id: str, task: str) -> str:
     return f"{policy_id}-{task}"
 
@@ -69,39 +96,47 @@ def model_name(policy_id: str, task: str) -> str:
 def register(
     conn: Connection, tracker: Tracker, policy_id: str, inputs: RegisterInputs
 ) -> Registered:
-    gate = _read(inputs.gate_report)
-    gate_report.validate(gate)
-    evaluation = _read(inputs.evaluation / "evaluation.json")
-    train = _read(inputs.train_report)
-    snapshot = _read(inputs.snapshot)
-    run_id = str(train.get("mlflow_run_id") or "")
+    docs = _Documents(
+        gate=_read(inputs.gate_report),
+        evaluation=_read(inputs.evaluation / "evaluation.json"),
+        train=_read(inputs.train_report),
+        snapshot=_read(inputs.snapshot),
+        card=inputs.card.read_text(encoding="utf-8") if inputs.card.is_file() else "",
+    )
+    gate_report.validate(docs.gate)
+    run_id = str(docs.train.get("mlflow_run_id") or "")
     if not run_id:
         raise RegistryError(f"{inputs.train_report}: no mlflow_run_id; re-run the train stage")
-    _check_gate_inputs(gate)
+    _check_gate_inputs(docs.gate)
     files = bundle_files(inputs)
-    bundle = {"schema_version": 1, "files": files, "gate_status": gate["status"]}
-    bundle_hash = canonical_hash(bundle)[:16]
-    name = model_name(policy_id, evaluation["task"])
+    bundle = _Bundle(
+        files=files,
+        hash=canonical_hash(_Bundle(files=files, hash="").listing(docs.gate["status"]))[:16],
+    )
+    name = model_name(policy_id, docs.evaluation["task"])
     client = tracker.client
-    existing = _version_with_bundle(client, name, bundle_hash)
+    existing = _version_with_bundle(client, name, bundle.hash)
+    created = existing is None
     if existing is None:
-        existing = _create_version(client, name, run_id, inputs, bundle, bundle_hash, gate,
-                                   evaluation)  # fmt: skip
-        created = True
+        existing = _create_version(client, name, run_id, docs, bundle)
     else:
-        created = False
-        log.info("bundle %s is already %s version %s", bundle_hash, name, existing.version)
+        log.info("bundle %s is already %s version %s", bundle.hash, name, existing.version)
     version = str(existing.version)
     alias = None
-    if gate["status"] == gates.PASS:
+    if docs.gate["status"] == gates.PASS:
         client.set_registered_model_alias(name, CANDIDATE, version)
         alias = CANDIDATE
-    row = _row(name, version, existing.source, files, evaluation, train, snapshot)
-    row_id = models.record(conn, row)
+    row_id = models.record(conn, _row(name, version, existing.source, files, docs))
     client.set_tag(run_id, "registered_model", f"{name}/{version}")
-    return Registered(name=name, version=version, status=gate["status"], alias=alias,
-                      model_row_id=str(row_id), source=existing.source,
-                      created=created)  # fmt: skip
+    return Registered(
+        name=name,
+        version=version,
+        status=docs.gate["status"],
+        alias=alias,
+        model_row_id=str(row_id),
+        source=existing.source,
+        created=created,
+    )
 
 
 def bundle_files(inputs: RegisterInputs) -> list[dict[str, Any]]:
@@ -119,12 +154,19 @@ def bundle_files(inputs: RegisterInputs) -> list[dict[str, Any]]:
                     f"{fmt.name}/{artifact['file']}: sha256 {actual[:12]}... is not the "
                     f"manifest's {artifact['sha256'][:12]}...; re-run `dvc repro export`"
                 )
-            files.append({
-                "path": f"{fmt.name}/{artifact['file']}", "role": "model", "format": fmt.name,
-                "precision": artifact["precision"], "batch": artifact["batch"],
-                "primary": Path(artifact["file"]).stem == fmt.primary,
-                "size_bytes": artifact["size_bytes"], "sha256": actual, "local": str(path),
-            })  # fmt: skip
+            files.append(
+                {
+                    "path": f"{fmt.name}/{artifact['file']}",
+                    "role": "model",
+                    "format": fmt.name,
+                    "precision": artifact["precision"],
+                    "batch": artifact["batch"],
+                    "primary": Path(artifact["file"]).stem == fmt.primary,
+                    "size_bytes": artifact["size_bytes"],
+                    "sha256": actual,
+                    "local": str(path),
+                }
+            )
         files.append(_extra(manifest_path, f"{fmt.name}/manifest.json", "manifest"))
     if not any(f["role"] == "model" for f in files):
         raise RegistryError(f"no exported artifacts under {inputs.exports}; run `dvc repro export`")
@@ -142,8 +184,13 @@ def bundle_files(inputs: RegisterInputs) -> list[dict[str, Any]]:
 def _extra(path: Path, name: str, role: str) -> dict[str, Any]:
     if not path.exists():
         raise RegistryError(f"{path}: missing; run the stage that writes it before `register`")
-    return {"path": name, "role": role, "size_bytes": size_bytes(path),
-            "sha256": sha256_path(path), "local": str(path)}  # fmt: skip
+    return {
+        "path": name,
+        "role": role,
+        "size_bytes": size_bytes(path),
+        "sha256": sha256_path(path),
+        "local": str(path),
+    }
 
 
 def _check_gate_inputs(gate: dict[str, Any]) -> None:
@@ -169,16 +216,13 @@ def _version_with_bundle(client: Any, name: str, bundle_hash: str) -> Any:
     return found[0] if found else None
 
 
-def _create_version(
-    client: Any, name: str, run_id: str, inputs: RegisterInputs, bundle: dict[str, Any],
-    bundle_hash: str, gate: dict[str, Any], evaluation: dict[str, Any],
-) -> Any:  # fmt: skip
+def _create_version(client: Any, name: str, run_id: str, docs: _Documents, bundle: _Bundle) -> Any:
     import tempfile
 
     from mlflow.exceptions import MlflowException
 
-    folder = f"bundle/{bundle_hash}"
-    for item in bundle["files"]:
+    folder = f"bundle/{bundle.hash}"
+    for item in bundle.files:
         parent = str(Path(folder) / Path(item["path"]).parent).rstrip("/.")
         local = Path(item["local"])
         if local.is_dir():
@@ -187,40 +231,39 @@ def _create_version(
             client.log_artifact(run_id, str(local), parent)
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "bundle.json"
-        public = [{k: v for k, v in f.items() if k != "local"} for f in bundle["files"]]
-        listing.write_text(json.dumps({**bundle, "files": public}, indent=2), encoding="utf-8")
+        listing.write_text(json.dumps(bundle.listing(docs.gate["status"]), indent=2), "utf-8")
         client.log_artifact(run_id, str(listing), folder)
     try:
-        client.create_registered_model(name, tags={"task": evaluation["task"]})
+        client.create_registered_model(name, tags={"task": docs.evaluation["task"]})
     except MlflowException as exc:
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise
     run = client.get_run(run_id)
     tags = {k: run.data.tags[k] for k in LINEAGE_TAGS if k in run.data.tags}
     tags |= {
-        "bundle_hash": bundle_hash, "gate_status": gate["status"],
-        "gate_summary": gate["summary"][:4000], "architecture": evaluation["architecture"],
-        "task": evaluation["task"],
-    }  # fmt: skip
+        "bundle_hash": bundle.hash,
+        "gate_status": docs.gate["status"],
+        "gate_summary": docs.gate["summary"][:4000],
+        "architecture": docs.evaluation["architecture"],
+        "task": docs.evaluation["task"],
+    }
     source = f"{run.info.artifact_uri}/{folder}"
     version = client.create_model_version(
-        name, source, run_id=run_id, tags=tags,
-        description=inputs.card.read_text(encoding="utf-8"),
-    )  # fmt: skip
-    log.info("registered %s version %s (gate %s)", name, version.version, gate["status"])
+        name, source, run_id=run_id, tags=tags, description=docs.card
+    )
+    log.info("registered %s version %s (gate %s)", name, version.version, docs.gate["status"])
     return version
 
 
 def _row(
-    name: str, version: str, source: str, files: list[dict[str, Any]],
-    evaluation: dict[str, Any], train: dict[str, Any], snapshot: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
-    pytorch = evaluation["pytorch"]
+    name: str, version: str, source: str, files: list[dict[str, Any]], docs: _Documents
+) -> dict[str, Any]:
+    pytorch = docs.evaluation["pytorch"]
     row: dict[str, Any] = {
-        "dataset_id": snapshot["dataset"]["id"],
-        "job_id": train.get("job_id"),
-        "base_architecture": evaluation["architecture"],
-        "ontology_version": snapshot["dataset"].get("ontology_version"),
+        "dataset_id": docs.snapshot["dataset"]["id"],
+        "job_id": docs.train.get("job_id"),
+        "base_architecture": docs.evaluation["architecture"],
+        "ontology_version": docs.snapshot["dataset"].get("ontology_version"),
         "schema_version": SCHEMA_VERSION,
         "accuracy": pytorch.get("accuracy"),
         "precision_score": pytorch.get("precision"),
@@ -231,8 +274,11 @@ def _row(
         "mlflow_model_name": name,
         "mlflow_model_version": version,
     }
-    latency = {a["format"]: a["inference_time_ms"] for a in evaluation["artifacts"]
-               if a["file"].startswith(formats.get(a["format"]).primary + ".")}  # fmt: skip
+    latency = {
+        a["format"]: a["inference_time_ms"]
+        for a in docs.evaluation["artifacts"]
+        if a["file"].startswith(formats.get(a["format"]).primary + ".")
+    }
     row["inference_time_ms"] = latency.get("onnx")
     for f in files:
         if f["role"] == "model" and f["primary"]:
