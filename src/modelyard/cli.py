@@ -58,6 +58,7 @@ app.command("tune")(cli_training.tune)
 app.add_typer(cli_export.export_app, name="export")
 app.add_typer(cli_evaluation.gate_app, name="gate")
 app.add_typer(cli_evaluation.model_app, name="model")
+app.add_typer(cli_evaluation.review_app, name="review")
 
 # Exit status of an ingest that kept the good records but rejected some.
 EXIT_REJECTED = 3

@@ -94,3 +94,75 @@ def show_model(
         f"{data['status']}, alias {alias}\n  files: {data['source']}\n"
         f"  verify_ai_ml_models row {data['model_row_id']}"
     )
+
+
+review_app = typer.Typer(
+    help="Review the model's disagreements with the labels; write corrections back.",
+    no_args_is_help=True,
+)
+
+
+@review_app.command("build")
+def review_build(
+    top: Annotated[int, typer.Option(help="The largest disagreements to list.")] = 20,
+    unsure: Annotated[int, typer.Option(help="Random images scored near the threshold.")] = 10,
+    margin: Annotated[float, typer.Option(help="How near counts as unsure.")] = 0.1,
+    splits: Annotated[str, typer.Option(help="Comma-separated splits to look at.")] = (
+        "test,validation"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the random sample.")] = 0,
+    params: Annotated[Path, typer.Option(help="Params file (evaluate.threshold).")] = Path(
+        "params.yaml"
+    ),
+    model: Annotated[Path, typer.Option(help="train's output.")] = Path("models/train"),
+    converted: Annotated[Path, typer.Option(help="convert's output.")] = Path("data/converted"),
+    snapshot: Annotated[Path, typer.Option(help="Snapshot folder.")] = Path("data/snapshot"),
+    out: Annotated[Path, typer.Option(help="Folder for review.csv / .json.")] = Path(
+        "reports/review"
+    ),
+) -> None:
+    """List the images to look at again: the model's biggest disagreements with their labels
+    and a random sample of those it was unsure of. Fill in corrected_label, then apply."""
+    from modelyard.config import section
+    from modelyard.evaluation import review
+    from modelyard.evaluation.config import EvaluateParams
+    from modelyard.export.samples import SamplePaths
+
+    threshold = section(load_params(params), "evaluate", EvaluateParams).threshold
+    chosen = review.ReviewParams(
+        top=top, unsure=unsure, margin=margin, threshold=threshold, seed=seed,
+        splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
+    )  # fmt: skip
+    rows = review.build(model, SamplePaths(converted=converted, snapshot=snapshot), chosen)
+    table, full = review.write(rows, out)
+    counts = {r: sum(row["reason"] == r for row in rows) for r in review.REASONS}
+    _console().print(
+        f"{len(rows)} images to review ({counts['disagreement']} disagreements, "
+        f"{counts['unsure']} unsure): {table} (and {full.name}). Fill in corrected_label, then "
+        "`modelyard review apply` it to a new dataset version."
+    )
+
+
+@review_app.command("apply")
+def review_apply(
+    file: Annotated[Path, typer.Argument(help="The worked review.csv.")],
+    dataset: Annotated[str, typer.Option(help="The dataset the review was built from.")],
+    name: Annotated[str, typer.Option(help="Name of the new version.")],
+) -> None:
+    """Write the corrections of FILE into a new version of DATASET (a full copy named NAME
+    that points at its parent); the original rows stay as they were."""
+    from modelyard.datasets import review as apply_review
+    from modelyard.db import datasets
+
+    with stages.database() as conn:
+        parent = datasets.find(conn, dataset)
+        done = apply_review.apply(conn, parent, name, file)
+    console = _console()
+    console.print(
+        f"dataset {parent.policy_id}/{done.name} (version {done.version}, from {parent.name}): "
+        f"{done.samples} samples, corrected {done.corrected}, unreviewed {done.unreviewed}, "
+        f"rejected {len(done.rejected)}; status collecting: run "
+        f"`modelyard dataset ready {done.name}`, then point params base.dataset at it"
+    )
+    for reason in done.rejected:
+        console.print(f"  rejected: {reason}")

@@ -72,3 +72,27 @@ def test_an_image_head_gets_classifier_metrics_and_plots(trained: Trained, tmp_p
     written = {p.name for p in plots.write_all(report, result.reliability, tmp_path / "plots")}
     assert {"pr_curve.png", "confusion_matrix.png", "reliability.png", "slices.png"} <= written
     assert (tmp_path / "plots" / "pr_curve.png").stat().st_size > 5000
+
+
+def test_review_set_lists_disagreements_then_unsure_images(
+    trained: Trained, tmp_path: Path
+) -> None:
+    import csv
+
+    from modelyard.evaluation import review
+
+    params = review.ReviewParams(top=5, unsure=3, threshold=0.3, margin=0.25)
+    rows = review.build(trained.models["yolo11n"], trained.samples, params)
+    reasons = [r["reason"] for r in rows]
+    assert reasons.count("disagreement") <= 5 and reasons.count("unsure") <= 3
+    assert reasons == sorted(reasons)  # disagreements first
+    worst = [r["disagreement"] for r in rows if r["reason"] == "disagreement"]
+    assert worst == sorted(worst, reverse=True) and all(w > 0 for w in worst)
+    assert len({r["sample_id"] for r in rows}) == len(rows)
+    table, _ = review.write(rows, tmp_path)
+    with table.open(newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert [w["sample_id"] for w in written] == [r["sample_id"] for r in rows]
+    assert {w["field"] for w in written} == {"annotations"}
+    assert all(w["corrected_label"] == "" for w in written)
+    assert review.build(trained.models["yolo11n"], trained.samples, params) == rows  # seeded

@@ -61,8 +61,8 @@ def evaluate(params: EvaluateParams, paths: EvaluatePaths) -> Evaluation:
     validation = samples.load(model, paths.samples, "validation")
     records = _records(paths.samples.snapshot, test)
     pytorch = torch_runner(model.network)
-    predicted = _predict(model, pytorch, test, batch=8)
-    fitted = _calibrate(model, params, run_on(model, pytorch, validation, 8), validation)
+    predicted = predict(model, pytorch, test, batch=8)
+    fitted = _calibrate(model, params, predict(model, pytorch, validation, 8), validation)
     overall = _metrics(model, params, predicted, test.targets, curves=True)
     scored = _scored(model, params, predicted, test.targets)
     before = calibration.ece(scored[0], scored[2]) if scored else None
@@ -101,11 +101,8 @@ def evaluate(params: EvaluateParams, paths: EvaluatePaths) -> Evaluation:
     return Evaluation(report=report, calibration=fitted, reliability=curves)
 
 
-def run_on(model: ExportModel, runner: Runner, data: Samples, batch: int) -> Any:
-    return _predict(model, runner, data, batch)
-
-
-def _predict(model: ExportModel, runner: Runner, data: Samples, batch: int) -> Any:
+def predict(model: ExportModel, runner: Runner, data: Samples, batch: int) -> Any:
+    """Decoded predictions of ``runner`` on ``data``: detections per image, or one value."""
     outputs = run_batches(runner, data.images, batch=batch)
     if model.task == "detect":
         return decode.detections(model.family, outputs, data.sizes, model.input.shape[-1])
@@ -276,7 +273,7 @@ def _artifact(
     except RuntimeUnavailable as exc:
         return entry | {"status": "skipped", "reason": str(exc)}
     batch = DYNAMIC_BATCH if artifact["batch"] == "dynamic" else 1
-    predicted = _predict(model, runner, test, batch)
+    predicted = predict(model, runner, test, batch)
     result = _metrics(model, params, predicted, test.targets, curves=False)
     result.pop("per_class", None)
     key = metrics.HEADLINE[model.task]
