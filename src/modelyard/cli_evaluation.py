@@ -12,10 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelyard import stages
 from modelyard.config import load_params
 from modelyard.errors import NotFoundError
-from modelyard.registry.register import RegisterInputs
 
 gate_app = typer.Typer(help="The acceptance gates' verdict.", no_args_is_help=True)
 model_app = typer.Typer(help="Registered model versions (MLflow).", no_args_is_help=True)
@@ -69,6 +67,9 @@ def register(
 ) -> None:
     """Register the evaluated bundle (paths as in dvc.yaml), gate passed or not; only a
     passed gate gets the `candidate` alias."""
+    from modelyard import stages  # torch and the rest: only when a command runs
+    from modelyard.registry.register import RegisterInputs
+
     inputs = RegisterInputs(
         model=Path("models/train"), exports=Path("models/export"),
         evaluation=Path("models/evaluate"), gate_report=Path("reports/gate.json"),
@@ -151,6 +152,7 @@ def review_apply(
 ) -> None:
     """Write the corrections of FILE into a new version of DATASET (a full copy named NAME
     that points at its parent); the original rows stay as they were."""
+    from modelyard import stages
     from modelyard.datasets import review as apply_review
     from modelyard.db import datasets
 

@@ -11,11 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelyard import stages
 from modelyard.config import load_params
 from modelyard.export import formats, report
-from modelyard.export.run import ExportPaths
-from modelyard.export.samples import SamplePaths
 
 export_app = typer.Typer(
     help="Export the trained model (ONNX, TFLite, CoreML) and check it against PyTorch.",
@@ -36,6 +33,10 @@ def run(
     metrics: Annotated[Path | None, typer.Option(help="Metrics JSON.")] = None,
 ) -> None:
     """Export one format in this process and check it (paths default to dvc.yaml's)."""
+    from modelyard import stages  # torch and the rest: only when a command runs
+    from modelyard.export.run import ExportPaths
+    from modelyard.export.samples import SamplePaths
+
     paths = ExportPaths(
         model=model,
         samples=SamplePaths(converted=converted, snapshot=snapshot),

@@ -13,11 +13,9 @@ from typing import Annotated
 
 import typer
 
-from modelyard import stages
 from modelyard.config import Settings, load_params
 from modelyard.db import stores
-from modelyard.tracking import UI_ENVIRONMENT, ui_command
-from modelyard.training.run import TrainPaths
+from modelyard.tracking import ARTIFACT_ROOT, UI_ENVIRONMENT, ui_command
 
 
 def train(
@@ -33,6 +31,9 @@ def train(
     ),
 ) -> None:
     """Train the model params.yaml `train` names (the paths default to dvc.yaml's)."""
+    from modelyard import stages  # torch and the rest: only when a command runs
+    from modelyard.training.run import TrainPaths
+
     paths = TrainPaths(
         converted=converted, snapshot=snapshot, out=out, checkpoints=checkpoints, repo=Path.cwd()
     )
@@ -45,7 +46,7 @@ def train(
 
 def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
-    artifacts: Annotated[Path, typer.Option(help="Artifact root.")] = stages.ARTIFACT_ROOT,
+    artifacts: Annotated[Path, typer.Option(help="Artifact root.")] = ARTIFACT_ROOT,
 ) -> None:
     """Start the MLflow UI on 127.0.0.1 over the project's tracking store (Ctrl-C stops it)."""
     uri = stores.mlflow_tracking_uri(Settings.from_env())
@@ -94,6 +95,9 @@ def tune(
     loaded = load_params(params)
     if trials is not None:
         loaded = {**loaded, "tune": {**loaded.get("tune", {}), "trials": trials}}
+    from modelyard import stages  # torch and the rest: only when a command runs
+    from modelyard.training.run import TrainPaths
+
     paths = TrainPaths(
         converted=converted, snapshot=snapshot, out=Path(), checkpoints=Path(), repo=Path.cwd()
     )

@@ -31,7 +31,7 @@ from modelyard.files import write_json
 from modelyard.registry.register import Registered, RegisterInputs
 from modelyard.registry.register import register as run_register
 from modelyard.storage import ObjectStore
-from modelyard.tracking import Tracker
+from modelyard.tracking import ARTIFACT_ROOT, Tracker
 from modelyard.training.config import TrainParams, with_overrides
 from modelyard.training.run import TrainOptions, TrainOutcome, TrainPaths
 from modelyard.training.run import train as run_training
@@ -39,8 +39,6 @@ from modelyard.training.tuning import TuneOutcome, TuneParams, untuned
 from modelyard.training.tuning import tune as run_tuning
 
 log = logging.getLogger("modelyard.stages")
-
-ARTIFACT_ROOT = Path("mlruns")
 
 
 def parser(stage: str, description: str) -> argparse.ArgumentParser:
@@ -172,7 +170,7 @@ def evaluate(params: dict[str, Any], paths: EvaluatePaths, out: EvaluateOutputs)
     pictures = plots.write_all(report, result.reliability, out.plots)
     metric_values = {
         f"eval.{name}": value
-        for name, value in tracking_flatten(figures).items()
+        for name, value in _numbers_by_path(figures).items()
         if isinstance(value, int | float)
     }
     _log_to_training_run(out.train_report, metric_values, {}, [*pictures, out.folder], "evaluation")
@@ -221,12 +219,13 @@ def gate(params: dict[str, Any], paths: GatePaths, argv: list[str]) -> dict[str,
     return report
 
 
-def tracking_flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _numbers_by_path(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested figures as dotted MLflow metric names (``slices.stream_front``)."""
     flat: dict[str, Any] = {}
     for key, value in nested.items():
         name = f"{prefix}{key}".replace("=", "_")
         if isinstance(value, dict):
-            flat |= tracking_flatten(value, f"{name}.")
+            flat |= _numbers_by_path(value, f"{name}.")
         else:
             flat[name] = value
     return flat

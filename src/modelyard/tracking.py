@@ -23,6 +23,7 @@ from modelyard.errors import TrackingError
 log = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
+ARTIFACT_ROOT = Path("mlruns")  # where new experiments keep their artifacts, by default
 MAX_PARAM_CHARS = 6000
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

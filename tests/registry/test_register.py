@@ -60,16 +60,7 @@ def gate_and_register(trained: Trained, folder: Path, min_map50: float) -> tuple
         card=folder / "model_card.md",
     )
     report = stages.gate(PARAMS, paths, ["gate"])
-    inputs = RegisterInputs(
-        model=trained.models[ARCH],
-        exports=folder / "export",
-        evaluation=folder / "evaluate",
-        gate_report=folder / "gate.json",
-        card=folder / "model_card.md",
-        train_report=folder / "train.json",
-        snapshot=paths.snapshot,
-    )
-    return report, stages.register(PARAMS, inputs, folder / "register.json")
+    return report, stages.register(PARAMS, _inputs(trained, folder), folder / "register.json")
 
 
 def model_rows(url: str, name: str) -> list[dict[str, Any]]:

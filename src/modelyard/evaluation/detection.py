@@ -47,7 +47,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def _match(ious: np.ndarray, threshold: float) -> np.ndarray:
+def match(ious: np.ndarray, threshold: float) -> np.ndarray:
     """For detections (rows, in score order): the index of the truth box each matches, or -1."""
     matched = np.full(ious.shape[0], -1)
     taken = np.zeros(ious.shape[1], dtype=bool)
@@ -72,7 +72,7 @@ def _class_matches(pred: Boxes, truth: Boxes, cls: int) -> tuple[np.ndarray, np.
     gt = np.asarray(truth["boxes"], dtype=np.float64)[np.asarray(truth["labels"]) == cls]
     ious = box_iou(boxes, gt)
     hits = (
-        np.stack([_match(ious, t) >= 0 for t in IOU_THRESHOLDS])
+        np.stack([match(ious, t) >= 0 for t in IOU_THRESHOLDS])
         if len(boxes)
         else (np.zeros((len(IOU_THRESHOLDS), 0), dtype=bool))
     )

@@ -25,6 +25,9 @@ from modelyard.evaluation.detection import Boxes
 
 TASKS = ("detect", "classify", "regress")
 HEADLINE = {"detect": "map50", "classify": "accuracy", "regress": "mae"}
+# the scalar figures a report shows, in the order it shows them (each task has some of them)
+REPORTED = ("map50", "map50_95", "accuracy", "auc", "precision", "recall", "f1", "mae", "rmse",
+            "plcc", "srocc", "ece_before", "ece_after")  # fmt: skip
 # metrics where smaller is better (a gate's bound is then a maximum)
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "ece", "ece_before", "ece_after"})
 

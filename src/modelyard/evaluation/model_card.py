@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from modelyard.evaluation import metrics
 from modelyard.files import write_atomic
 
 STATUS_START, STATUS_END = "<!-- modelyard:status -->", "<!-- /modelyard:status -->"
@@ -92,25 +93,7 @@ def _model(evaluation: dict[str, Any], context: dict[str, Any]) -> str:
 
 def _results(evaluation: dict[str, Any]) -> str:
     pytorch = evaluation["pytorch"]
-    keys = [
-        k
-        for k in (
-            "map50",
-            "map50_95",
-            "accuracy",
-            "auc",
-            "precision",
-            "recall",
-            "f1",
-            "mae",
-            "rmse",
-            "plcc",
-            "srocc",
-            "ece_before",
-            "ece_after",
-        )
-        if k in pytorch
-    ]
+    keys = [k for k in metrics.REPORTED if k in pytorch]
     text = "## Test results (PyTorch)\n\n" + _table(keys, [[pytorch[k] for k in keys]])
     if "threshold" in pytorch:
         text += f"\n\nPrecision, recall and F1 at the operating threshold {pytorch['threshold']}."

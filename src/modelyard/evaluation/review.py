@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from modelyard.errors import ConfigError
-from modelyard.evaluation.detection import box_iou
+from modelyard.evaluation.detection import box_iou, match
 from modelyard.evaluation.run import predict
 from modelyard.export import samples, source
 from modelyard.export.runtime import torch_runner
@@ -148,11 +148,9 @@ def _detections(
         p_idx = p_idx[np.argsort(-scores[p_idx], kind="mergesort")]
         t_idx = np.flatnonzero(truth["labels"] == cls)
         ious = box_iou(boxes[p_idx].astype(np.float64), truth["boxes"][t_idx].astype(np.float64))
-        for row, p in enumerate(p_idx):
-            free = [(ious[row, col], col) for col in range(len(t_idx))
-                    if not matched_truth[t_idx[col]] and ious[row, col] >= 0.5]  # fmt: skip
-            if free:
-                matched_truth[t_idx[max(free)[1]]] = matched_pred[p] = True
+        partners = match(ious, 0.5)  # as mAP pairs them: by score, the best free IoU
+        matched_pred[p_idx[partners >= 0]] = True
+        matched_truth[t_idx[partners[partners >= 0]]] = True
     near = np.abs(pred["scores"] - params.threshold)
     near = near[near <= params.margin]
     extra = float(scores[~matched_pred].sum())

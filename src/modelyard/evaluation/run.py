@@ -291,21 +291,6 @@ def _artifact(
 def summary(report: dict[str, Any]) -> dict[str, Any]:
     """The figures ``dvc metrics`` shows and MLflow charts: PyTorch's headline metrics, each
     artifact's headline, change and ECE, and each slice's headline."""
-    keep = (
-        "map50",
-        "map50_95",
-        "accuracy",
-        "auc",
-        "precision",
-        "recall",
-        "f1",
-        "mae",
-        "rmse",
-        "plcc",
-        "srocc",
-        "ece_before",
-        "ece_after",
-    )
     metric = report["headline"]
     artifacts = {}
     for a in report["artifacts"]:
@@ -317,7 +302,11 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
                 "inference_time_ms": a["inference_time_ms"],
             }
     return {
-        "pytorch": {k: report["pytorch"][k] for k in keep if report["pytorch"].get(k) is not None},
+        "pytorch": {
+            k: report["pytorch"][k]
+            for k in metrics.REPORTED
+            if report["pytorch"].get(k) is not None
+        },
         "artifacts": artifacts,
         "slices": {f"{s['key']}={s['value']}": s["metrics"].get(metric) for s in report["slices"]},
     }
