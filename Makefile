@@ -27,8 +27,17 @@ demo: $(STAMP)
 	$(BIN)/modelyard export show models/export
 	$(BIN)/modelyard gate show
 	$(BIN)/modelyard model show
-	@echo "the model card: reports/model_card.md; plots: dvc plots show (reports/evaluate/)"
-	@echo "see the run and the registered model in the MLflow UI: $(BIN)/modelyard ui  (http://127.0.0.1:5000)"
+	$(BIN)/modelyard promote demo-policy-detect candidate --to canary --actor demo
+	$(BIN)/modelyard bundles show demo-policy/canary
+	$(BIN)/modelyard lineage demo-policy/canary --rows 3
+	@echo
+	@echo "done: the demo model is the active canary bundle of demo-policy."
+	@echo "  the bundle row and its audit log:  $(BIN)/modelyard bundles list; $(BIN)/modelyard bundles history"
+	@echo "  from the bundle to the sample rows: $(BIN)/modelyard lineage demo-policy/canary"
+	@echo "  its files in the bucket:            .modelyard/storage/verify-ai-models/demo-policy/"
+	@echo "  the model card: reports/model_card.md; plots: dvc plots show (reports/evaluate/)"
+	@echo "  runs and the registered model with its canary alias, in the MLflow UI: $(BIN)/modelyard ui  (http://127.0.0.1:5000)"
+	@echo "  next: $(BIN)/modelyard rollout demo-policy --tier production --weight 100"
 
 test: $(STAMP) lint typecheck importlint pytest
 

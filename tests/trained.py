@@ -38,6 +38,7 @@ class Trained:
     database_url: str  # the database the models were trained against (runs, jobs, dataset)
     tracking_uri: str
     mlruns: Path
+    store: Path  # the object store holding the dataset's images
     runs: dict[str, str] = field(default_factory=dict)  # architecture -> MLflow run id
     jobs: dict[str, str] = field(default_factory=dict)  # architecture -> job id
 
@@ -74,6 +75,7 @@ def trained(
         database_url=url,
         tracking_uri=uri,
         mlruns=root / "mlruns",
+        store=root / "store",
         runs=runs,
         jobs=jobs,
     )

@@ -15,7 +15,7 @@ from rich.columns import Columns
 from rich.console import Console
 from rich.table import Table
 
-from modelyard import cli_evaluation, cli_export, cli_training
+from modelyard import cli_evaluation, cli_export, cli_registry, cli_training
 from modelyard.config import Settings
 from modelyard.datasets import inspect as inspect_mod
 from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
@@ -59,6 +59,12 @@ app.add_typer(cli_export.export_app, name="export")
 app.add_typer(cli_evaluation.gate_app, name="gate")
 app.add_typer(cli_evaluation.model_app, name="model")
 app.add_typer(cli_evaluation.review_app, name="review")
+app.command("promote")(cli_registry.promote)
+app.add_typer(cli_registry.bridge_app, name="bridge")
+app.command("rollout")(cli_registry.rollout)
+app.command("rollback")(cli_registry.rollback)
+app.add_typer(cli_registry.bundles_app, name="bundles")
+app.command("lineage")(cli_registry.lineage)
 
 # Exit status of an ingest that kept the good records but rejected some.
 EXIT_REJECTED = 3

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.config import BaseParams, Settings, load_params, section
-from modelyard.db import connection, migrate, stores
+from modelyard.db import migrate, stores
 from modelyard.db.connection import Connection
 from modelyard.errors import ModelyardError
 from modelyard.evaluation import gate_report, gates, model_card, plots
@@ -64,9 +64,7 @@ def base(params: dict[str, Any]) -> BaseParams:
 
 @contextmanager
 def database() -> Iterator[Connection]:
-    settings = Settings.from_env()
-    with connection.session(connection.database_url(settings)) as conn:
-        migrate.require_current(conn, migrate.discover(migrate.default_migrations_dir()))
+    with migrate.current_session(Settings.from_env()) as conn:
         yield conn
 
 

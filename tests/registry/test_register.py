@@ -8,21 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 
 from modelyard import stages
 from modelyard.db import connection
 from modelyard.export.manifest import sha256_path
-from modelyard.files import write_json
-from modelyard.registry.register import CANDIDATE, RegisterInputs
-from tests.evaluation.conftest import exported_and_evaluated
+from modelyard.registry.register import CANDIDATE
+from tests.registry.conftest import PARAMS, evaluate_into, gate, register_inputs
 from tests.trained import Trained
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-ARCH = "yolo11n"
-PARAMS = {"base": {"seed": 0, "policy_id": "demo-policy", "dataset": "demo"}}
 
 
 @pytest.fixture
@@ -31,36 +26,13 @@ def evaluated(trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("DATABASE_URL", trained.database_url)
     monkeypatch.setenv("MODELYARD_HOME", str(trained.home))
     monkeypatch.chdir(tmp_path)
-    result = exported_and_evaluated(trained, ARCH, tmp_path)
-    write_json(tmp_path / "evaluate" / stages.EVALUATION, result.report)
-    assert result.calibration is not None
-    write_json(tmp_path / "evaluate" / stages.CALIBRATION, result.calibration.as_dict())
-    write_json(
-        tmp_path / "train.json", {"mlflow_run_id": trained.runs[ARCH], "job_id": trained.jobs[ARCH]}
-    )
-    return tmp_path
+    return evaluate_into(trained, tmp_path)
 
 
 def gate_and_register(trained: Trained, folder: Path, min_map50: float) -> tuple[dict, Any]:
-    gates_file = folder / "gates.yaml"
-    gates_file.write_text(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "detect": {"overall": {"map50": {"min": min_map50}}, "parity": {"onnx": 0.01}},
-            }
-        )
-    )
-    paths = stages.GatePaths(
-        evaluation=folder / "evaluate",
-        gates=gates_file,
-        train_report=folder / "train.json",
-        snapshot=trained.samples.snapshot / "snapshot.json",
-        report=folder / "gate.json",
-        card=folder / "model_card.md",
-    )
-    report = stages.gate(PARAMS, paths, ["gate"])
-    return report, stages.register(PARAMS, _inputs(trained, folder), folder / "register.json")
+    report = gate(trained, folder, min_map50)
+    inputs = register_inputs(trained, folder)
+    return report, stages.register(PARAMS, inputs, folder / "register.json")
 
 
 def model_rows(url: str, name: str) -> list[dict[str, Any]]:
@@ -91,7 +63,7 @@ def test_failed_gate_is_registered_without_alias_and_a_pass_gets_candidate(
     assert int(candidate.version) == int(proposed.version) + 1
     assert str(client.get_model_version_by_alias(name, CANDIDATE).version) == candidate.version
 
-    again = stages.register(PARAMS, _inputs(trained, evaluated), evaluated / "again.json")
+    again = stages.register(PARAMS, register_inputs(trained, evaluated), evaluated / "again.json")
     assert again.version == candidate.version and not again.created  # nothing duplicated
 
     rows = model_rows(trained.database_url, name)
@@ -125,21 +97,9 @@ def test_a_changed_artifact_is_refused(trained: Trained, evaluated: Path) -> Non
     with (evaluated / "export" / "onnx" / "model.onnx").open("ab") as handle:
         handle.write(b"\0")
     with pytest.raises(RegistryError, match=r"model.onnx: sha256 .* is not the manifest.s"):
-        stages.register(PARAMS, _inputs(trained, evaluated), evaluated / "r.json")
+        stages.register(PARAMS, register_inputs(trained, evaluated), evaluated / "r.json")
 
 
 def passed_map50(folder: Path) -> float:
     report = json.loads((folder / "evaluate" / stages.EVALUATION).read_text())
     return float(report["pytorch"]["map50"])
-
-
-def _inputs(trained: Trained, folder: Path) -> RegisterInputs:
-    return RegisterInputs(
-        model=trained.models[ARCH],
-        exports=folder / "export",
-        evaluation=folder / "evaluate",
-        gate_report=folder / "gate.json",
-        card=folder / "model_card.md",
-        train_report=folder / "train.json",
-        snapshot=trained.samples.snapshot / "snapshot.json",
-    )

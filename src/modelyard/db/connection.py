@@ -118,8 +118,10 @@ def ensure_database(admin_url: str, name: str, template: str | None = None) -> b
             statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         try:
             conn.execute(statement)
-        except psycopg.errors.DuplicateDatabase:
-            return False  # created by a concurrent process in the meantime
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            # created by a concurrent process in the meantime: PostgreSQL says so with either
+            # error, depending on whether the other CREATE committed before this one started
+            return False
     log.info("created database %s", name)
     return True
 

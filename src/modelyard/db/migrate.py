@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+from modelyard.config import Settings
+from modelyard.db import connection
 from modelyard.db.connection import Connection
 from modelyard.errors import MigrationChecksumError, MigrationError
 
@@ -189,3 +193,11 @@ def require_current(conn: Connection, migrations: list[Migration]) -> None:
         raise MigrationError(
             f"the database schema is not current: {states}; run `modelyard db migrate`"
         )
+
+
+@contextmanager
+def current_session(settings: Settings) -> Iterator[Connection]:
+    """A connection for one command, on a database whose schema is current."""
+    with connection.session(connection.database_url(settings)) as conn:
+        require_current(conn, discover(default_migrations_dir()))
+        yield conn

@@ -60,6 +60,17 @@ def record_training_run(
     return run_id
 
 
+def training_run(conn: Connection, model_version: str) -> dict[str, Any] | None:
+    """The model_training_runs row of a model version, with its count of sample rows."""
+    row: dict[str, Any] | None = conn.execute(
+        "SELECT r.*, (SELECT count(*) FROM model_training_snapshot_labels l "
+        "WHERE l.training_run_id = r.id) AS samples FROM model_training_runs r "
+        "WHERE r.model_version = %s",
+        (model_version,),
+    ).fetchone()
+    return row
+
+
 def samples_of_run(conn: Connection, model_version: str) -> list[dict[str, Any]]:
     """The sample rows a model version was trained on (the last link of the lineage chain)."""
     return conn.execute(

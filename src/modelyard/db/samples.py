@@ -135,6 +135,19 @@ def all_rows(conn: Connection, dataset_id: uuid.UUID) -> list[dict[str, Any]]:
     ).fetchall()
 
 
+def of_split(
+    conn: Connection, dataset_id: uuid.UUID | str, split: str, limit: int
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` approved samples of one split (id, sha256, annotations), in a stable
+    order (image_path)."""
+    return conn.execute(
+        "SELECT id, image_path, image_sha256, annotations, metadata FROM verify_ai_ml_samples "
+        "WHERE dataset_id = %s AND split = %s AND review_status = 'approved' "
+        "ORDER BY image_path LIMIT %s",
+        (dataset_id, split, limit),
+    ).fetchall()
+
+
 def split_inputs_csv(
     conn: Connection,
     dataset_id: uuid.UUID,

@@ -16,6 +16,11 @@ YOLO_MIN_SCORE = 0.001  # what mAP is scored on (ultralytics' own validation use
 YOLO_NMS_IOU = 0.7
 
 
+def family(architecture: str) -> str:
+    """How a detector's outputs are decoded: ``rtdetr`` or ``yolo``."""
+    return "rtdetr" if architecture.startswith("rt-detr") else "yolo"
+
+
 def detections(
     family: str, outputs: Sequence[np.ndarray], sizes: np.ndarray, image_size: int
 ) -> list[Detections]:

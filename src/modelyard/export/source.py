@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from modelyard.errors import ConfigError
+from modelyard.export import decode
 from modelyard.training import architectures
 from modelyard.training.architectures import Architecture
 from modelyard.training.classifier import MEAN, STD
@@ -126,7 +127,7 @@ def _assemble(
 ) -> ExportModel:  # fmt: skip
     shape = (1, 3, size, size)
     if arch.task == "detect":
-        family = "rtdetr" if arch.name.startswith("rt-detr") else "yolo"
+        family = decode.family(arch.name)
         outputs: tuple[str, ...] = ("logits", "boxes") if family == "rtdetr" else ("predictions",)
         spec, target = InputSpec(shape=shape), ""
     else:

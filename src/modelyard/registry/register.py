@@ -26,6 +26,7 @@ from modelyard.errors import GateError, RegistryError
 from modelyard.evaluation import gate_report, gates
 from modelyard.export import formats
 from modelyard.export.manifest import sha256_path, size_bytes
+from modelyard.registry.aliases import set_alias
 from modelyard.tracking import Tracker
 from modelyard.training.lineage import canonical_hash
 
@@ -124,7 +125,7 @@ def register(
     version = str(existing.version)
     alias = None
     if docs.gate["status"] == gates.PASS:
-        client.set_registered_model_alias(name, CANDIDATE, version)
+        set_alias(client, name, CANDIDATE, version)
         alias = CANDIDATE
     row_id = models.record(conn, _row(name, version, existing.source, files, docs))
     client.set_tag(run_id, "registered_model", f"{name}/{version}")

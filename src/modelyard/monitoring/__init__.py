@@ -1,0 +1,1 @@
+"""Monitoring: reference statistics captured at promotion (and, later, drift against them)."""
