@@ -31,6 +31,8 @@ from modelyard.db.connection import Connection
 from modelyard.db.datasets import Dataset
 from modelyard.storage import ObjectStore
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def make_source(root: Path, n: int, side: int) -> Path:
     rng = np.random.default_rng(0)
@@ -119,9 +121,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--image-size", type=int, default=32, help="side of the PNGs, px")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=ROOT / ".modelyard",
+        help="where the source, the stores and the database go (default: beside the "
+        "project's own store, .modelyard/)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    work = Path(tempfile.mkdtemp(prefix="modelyard-bench-"))
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.workdir))
     work.chmod(0o755)
     try:
         t0 = time.perf_counter()
