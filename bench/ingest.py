@@ -2,8 +2,9 @@
 
 Both ingest the same COCO source of N records (small generated PNGs, one box each)
 into a fresh database of an embedded PostgreSQL, end to end: read and decode every image,
-hash it, store it in the object store, and write the rows. Targets: >= 2,000 records/s for
-modelyard and >= 5x the naive loop.
+hash it, store it in the object store, and write the rows. modelyard's ingest stores a
+batch's images as one pack; the naive loop stores each image as its own file, the way a
+first version would. Targets: >= 2,000 records/s for modelyard and >= 5x the naive loop.
 
     python bench/ingest.py [--records 10000]
 """
@@ -64,7 +65,7 @@ def make_source(root: Path, n: int, side: int) -> Path:
 
 
 def file_create_ms(folder: Path, n: int = 2000) -> float:
-    """The disk's cost of creating one small file, ms: the floor under any per-image store."""
+    """The disk's cost of creating one small file, ms: what the naive loop pays per image."""
     folder.mkdir()
     payload = b"x" * 1024
     start = time.perf_counter()

@@ -278,3 +278,5 @@ def test_process_pool_path_gives_the_same_result(
     assert (report.inserted, report.rejected_records) == (12, 1)
     for row in samples_db.all_rows(conn, dataset.id):
         assert store.has_blob(row["image_sha256"].strip())
+    assert not (Path(store.url) / "blobs").exists()  # packed by the workers, none loose
+    assert list((Path(store.url) / "packs").glob("*.idx"))

@@ -10,6 +10,7 @@ from modelyard.db import datasets as datasets_db
 from modelyard.db.connection import Connection
 from modelyard.db.datasets import Dataset
 from modelyard.storage import ObjectStore
+from tests import blobs
 from tests.datasets.coco_builder import CocoBuilder
 
 pytestmark = pytest.mark.postgres
@@ -51,8 +52,8 @@ def test_report_counts_and_invalid_rows(
     sha_c = conn.execute(
         "SELECT image_sha256 FROM verify_ai_ml_samples WHERE image_path = 'images/c.png'"
     ).fetchone()["image_sha256"]
-    (Path(store.url) / store.blob_key(sha_c.strip())).unlink()
-    invalid = build_report(conn, store, shrunk)["invalid_rows"]
+    blobs.remove(store, sha_c.strip())
+    invalid = build_report(conn, ObjectStore(store.url), shrunk)["invalid_rows"]
     assert {(r["image_path"], r["field"]) for r in invalid} == {
         ("images/a.png", "objects[1].class"),
         ("images/c.png", "image_sha256"),

@@ -15,6 +15,7 @@ from modelyard.db.connection import Connection
 from modelyard.db.datasets import Dataset
 from modelyard.errors import StateError
 from modelyard.storage import ObjectStore
+from tests import blobs
 
 pytestmark = pytest.mark.postgres
 
@@ -139,12 +140,12 @@ def test_download_drops_missing_and_corrupt_images_and_convert_writes_layouts(
     _write(conn, demo_dataset, tmp_path / "snap")
     test = read_manifest(tmp_path / "snap" / "manifest_test.csv")
     gone, corrupt = test.loc[0], test.loc[1]
-    blob = Path(store.url) / store.blob_key(gone["image_sha256"])
-    blob.unlink()
-    (Path(store.url) / store.blob_key(corrupt["image_sha256"])).write_bytes(b"not the image")
+    blobs.remove(store, gone["image_sha256"])
+    blobs.corrupt(store, corrupt["image_sha256"])
+    store = ObjectStore(store.url)
     report = download.DownloadReport()
     active = download.download(test, store, tmp_path / "images", report)
-    assert len(active) == len(test) - 2
+    assert len(active) == len(test) - 2, report.dropped
     reasons = {d["image_path"]: d["reason"] for d in report.dropped}
     assert "missing" in reasons[gone["image_path"]] and "corrupt" in reasons[corrupt["image_path"]]
     again = download.DownloadReport()

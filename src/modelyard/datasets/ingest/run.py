@@ -3,8 +3,9 @@
 Order of work, so that nothing is half-written:
 1. read the whole source (a file that cannot be read at all raises ``IngestError``);
 2. open one transaction; check every record's fields, read and decode every image, and put
-   the images of the clean records into the object store (content-addressed, so a crash
-   leaves only unreferenced blobs) — in a process pool for large sources;
+   the images of the clean records into the object store as packs, a pack sealed before any
+   of its records is passed on (content-addressed, so a crash leaves only unreferenced blobs
+   or an unsealed pack nobody sees) — in a process pool for large sources;
 3. as each result comes back, compare it with what the dataset already holds: the same path
    with the same bytes is ``unchanged`` (re-running an ingest adds nothing), a known image
    under another path is a duplicate, the same path with other bytes is a conflict; new
@@ -37,7 +38,7 @@ from modelyard.db.connection import Connection
 from modelyard.db.datasets import Dataset
 from modelyard.db.samples import NewSample
 from modelyard.errors import StateError
-from modelyard.storage import ObjectStore
+from modelyard.storage import ObjectStore, PackWriter
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,9 @@ def _checked(
     """
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     if workers == 1 or len(records) < PARALLEL_MIN_RECORDS:
-        yield (_check_and_store(rec, classes, store) for rec in records)
+        with store.pack_writer() as pack:
+            # sealed when the caller's block ends, before its transaction commits
+            yield (_check_and_store(rec, classes, pack) for rec in records)
         return
     # fork: workers start in milliseconds and inherit the imports and the records (nothing is
     # pickled on the way in); only index ranges go out and small results come back. The
@@ -209,13 +212,16 @@ def _init_worker(records: list[SourceRecord], classes: tuple[str, ...], store: O
 
 
 def _check_range(bounds: tuple[int, int]) -> list[tuple[int, list[Rejection], ImageFacts | None]]:
+    """One range of records; its images go into one pack, sealed before the results go back,
+    so no row is ever written for an image that is not in the store."""
     if _worker_job is None:
         raise RuntimeError("ingest worker started without _init_worker")
     records, classes, store = _worker_job
     out = []
-    for i in range(*bounds):
-        _, problems, facts = _check_and_store(records[i], classes, store)
-        out.append((i, problems, facts))
+    with store.pack_writer() as pack:
+        for i in range(*bounds):
+            _, problems, facts = _check_and_store(records[i], classes, pack)
+            out.append((i, problems, facts))
     return out
 
 
@@ -229,9 +235,9 @@ def _in_order(
 
 
 def _check_and_store(
-    rec: SourceRecord, classes: tuple[str, ...], store: ObjectStore
+    rec: SourceRecord, classes: tuple[str, ...], pack: PackWriter
 ) -> tuple[SourceRecord, list[Rejection], ImageFacts | None]:
-    """All checks of one record; a clean record's image goes into the store at once.
+    """All checks of one record; a clean record's image goes into the pack at once.
 
     Storing before the dataset comparison can leave an unreferenced blob (an image whose
     path turns out to conflict), never a row without its image. The bytes are not sent
@@ -246,7 +252,7 @@ def _check_and_store(
     problems.extend(checks.image_problems(rec, result))
     if problems:
         return rec, problems, None
-    store.put_blob(result.data, result.sha256)
+    pack.add(result.data, result.sha256)
     return rec, problems, dataclasses.replace(result, data=b"")
 
 
