@@ -45,9 +45,7 @@ class NewBundle:
 
 def lock_policy(conn: Connection, policy_id: str) -> None:
     """Serialise bundle numbering and tier changes of one policy until the transaction ends."""
-    conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"modelyard.bundles:{policy_id}",)
-    )
+    _xact_lock(conn, f"modelyard.bundles:{policy_id}")
 
 
 def lock_aliases(conn: Connection, *model_names: str) -> None:
@@ -55,9 +53,11 @@ def lock_aliases(conn: Connection, *model_names: str) -> None:
     ends. MLflow's store sets an alias by a read and then an insert, so two writers setting
     the same alias at once can both try the insert. Taken in name order: no deadlock."""
     for name in sorted(set(model_names)):
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"modelyard.aliases:{name}",)
-        )
+        _xact_lock(conn, f"modelyard.aliases:{name}")
+
+
+def _xact_lock(conn: Connection, key: str) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
 
 
 def for_model_version(conn: Connection, name: str, version: str) -> dict[str, Any] | None:

@@ -64,9 +64,11 @@ class ObjectStore:
 
     def get_blob(self, sha256: str) -> bytes:
         key = self.blob_key(sha256)
-        with contextlib.suppress(NotFoundError):
-            return self.get_object(key, sha256)
-        found = self._in_pack(sha256)
+        found = self._in_pack(sha256, refresh=False)  # packs known already: no failed open
+        if found is None:
+            with contextlib.suppress(NotFoundError):
+                return self.get_object(key, sha256)
+            found = self._in_pack(sha256)
         if found is None:
             raise NotFoundError(f"object store {self.url}: no blob {sha256} (loose or packed)")
         name, offset, length = found
@@ -217,13 +219,13 @@ class PackWriter:
         self.sealed: list[str] = []
 
     def add(self, data: bytes, sha256: str) -> None:
-        """Add ``data`` unless the store has it already (loose, packed, or in this pack)."""
+        """Add ``data`` unless the store has it already (loose, packed, or in this pack).
+        ``sha256`` is the caller's, not hashed again here (ingest has just hashed the same
+        bytes); every read checks it."""
         if sha256 in self._added or self._store._is_loose(sha256):
             return
         if self._store._in_pack(sha256, refresh=False) is not None:
             return
-        if sha256_bytes(data) != sha256:
-            raise IntegrityError(f"pack_writer: the data's sha256 is not {sha256}")
         out = self._out or self._begin()
         out.write(data)
         self._entries.append((sha256, self._size, len(data)))
