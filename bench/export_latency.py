@@ -7,7 +7,9 @@ must not share one with the others). A process builds the family at the demo's s
 depend on the weights — exports it with the project's exporter, and times batch-1 calls on the
 same seeded images: 3 warm-up calls, then the median of ``--runs``. PyTorch eager is timed in
 the ONNX process, before any exporter library is loaded; all runtimes get ``--threads``
-intra-op threads. CoreML predicts on macOS only and is not timed here.
+intra-op threads. TFLite int8 is timed in both schemes (``export.int8_scheme``): dynamic, as
+exported, and static, quantised from the same fp32 file on 16 random calibration images.
+CoreML predicts on macOS only and is not timed here.
 
 Target: ONNX (onnxruntime) at least 1.5x faster than PyTorch eager for the detector
 (RT-DETRv2-S) at the demo resolution on 2 CPU cores.
@@ -41,6 +43,7 @@ def worker(family: str, fmt_name: str, runs: int, threads: int) -> dict[str, Any
 
     from modelyard.config import load_params, section
     from modelyard.export import formats, source
+    from modelyard.export.formats import Int8
     from modelyard.export.runtime import latency, torch_runner
     from modelyard.training.config import TrainParams
 
@@ -58,11 +61,15 @@ def worker(family: str, fmt_name: str, runs: int, threads: int) -> dict[str, Any
     backend = fmt.load()
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        written = backend.export(model, fmt.variants, Path(tmp), calibration)
+        written = backend.export(model, fmt.variants, Path(tmp), Int8(scheme="dynamic"))
         export_s = time.perf_counter() - start
-        for variant in fmt.variants:
-            runner = backend.open_runtime(written[variant.name], model.outputs, threads)
-            label = f"{fmt_name} {variant.name}"
+        if fmt_name == "tflite":  # the other int8 scheme, from the same fp32 file
+            written["model_int8_static"] = Path(tmp) / "model_int8_static.tflite"
+            static = Int8(scheme="static", calibration=calibration)
+            backend.quantize_int8(written["model_fp32"], written["model_int8_static"], static)
+        for name, path in written.items():
+            runner = backend.open_runtime(path, model.outputs, threads)
+            label = f"{fmt_name} {name}" + (" (dynamic)" if name == "model_int8" else "")
             timings[label] = latency(runner, image, runs, threads).median_ms
     return {"timings": timings, "export_s": round(export_s, 1), "size": train.image_size}
 

@@ -48,10 +48,10 @@ def run_stage(
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
 
 
-def params_file(folder: Path) -> Path:
+def params_file(folder: Path, int8_scheme: str = FAST.int8_scheme) -> Path:
     """A params.yaml with FAST's export section, for the stage's own process."""
     path = folder / "params.yaml"
     parity = {"score_threshold": FAST.parity.score_threshold}
-    section = {"latency_runs": FAST.latency_runs, "parity": parity}
+    section = {"latency_runs": FAST.latency_runs, "int8_scheme": int8_scheme, "parity": parity}
     path.write_text(yaml.safe_dump({"export": section}), encoding="utf-8")
     return path

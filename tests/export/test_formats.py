@@ -34,6 +34,14 @@ def test_params_reject_nonsense() -> None:
         ExportParams(latency_runs=0)
     with pytest.raises(ConfigError, match="int4"):
         ParityParams().tolerance("int4")
+    with pytest.raises(ConfigError, match=r"export\.int8_scheme: 'float' is not one of dynamic"):
+        ExportParams(int8_scheme="float")
+
+
+def test_static_int8_needs_calibration_images() -> None:
+    assert formats.Int8().scheme == "dynamic"
+    with pytest.raises(ConfigError, match=r"needs calibration images; set export\.calibration"):
+        formats.Int8(scheme="static")
 
 
 def test_a_file_hashes_as_sha256_of_its_bytes(tmp_path: Path) -> None:

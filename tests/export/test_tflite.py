@@ -19,9 +19,14 @@ from tests.export.conftest import Trained, params_file, run_stage
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
-@pytest.mark.parametrize("arch", ["yolo11n", "resnet18-binary"])
-def test_tflite_variants_match_pytorch(trained: Trained, tmp_path: Path, arch: str) -> None:
-    done = run_stage(trained, arch, "tflite", tmp_path, params_file(tmp_path))
+SCHEMES = [("yolo11n", "dynamic"), ("resnet18-binary", "static")]
+
+
+@pytest.mark.parametrize(("arch", "scheme"), SCHEMES)
+def test_tflite_variants_match_pytorch(
+    trained: Trained, tmp_path: Path, arch: str, scheme: str
+) -> None:
+    done = run_stage(trained, arch, "tflite", tmp_path, params_file(tmp_path, scheme))
     assert done.returncode == 0, done.stderr[-3000:]
 
     manifest = json.loads((tmp_path / "tflite" / "manifest.json").read_text())
@@ -36,3 +41,24 @@ def test_tflite_variants_match_pytorch(trained: Trained, tmp_path: Path, arch: s
     # half and quarter precision weights: smaller files
     assert by_precision["fp16"]["size_bytes"] < 0.6 * by_precision["fp32"]["size_bytes"]
     assert by_precision["int8"]["size_bytes"] < 0.6 * by_precision["fp32"]["size_bytes"]
+
+    int8 = by_precision["int8"]
+    assert int8["int8_scheme"] == scheme
+    layers = _layer_input_types(tmp_path / "tflite" / int8["file"])
+    assert layers, "no convolution or fully-connected layer in the int8 artifact"
+    # every layer's weights are int8; its input is int8 only where ranges were calibrated
+    assert {weights for _, weights in layers} == {"int8"}
+    assert {data for data, _ in layers} == {"int8" if scheme == "static" else "float32"}
+
+
+def _layer_input_types(path: Path) -> list[tuple[str, str]]:
+    """(input dtype, weight dtype) of each convolution and fully-connected layer."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    dtypes = {t["index"]: t["dtype"].__name__ for t in interpreter.get_tensor_details()}
+    return [
+        (dtypes[op["inputs"][0]], dtypes[op["inputs"][1]])
+        for op in interpreter._get_ops_details()
+        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+    ]

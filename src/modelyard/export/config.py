@@ -1,4 +1,5 @@
-"""params.yaml ``export``: latency runs, int8 calibration, and the parity tolerances."""
+"""params.yaml ``export``: latency runs, the int8 scheme and its calibration, and the parity
+tolerances."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from modelyard.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "int8")
+INT8_SCHEMES = ("dynamic", "static")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,10 +57,15 @@ class ParityParams:
 class ExportParams:
     threads: int = 2  # intra-op threads of every runtime, for latency and parity alike
     latency_runs: int = 20  # timed runs at batch 1 (after 3 warm-up runs); the median is kept
-    calibration_images: int = 32  # int8: train-split images the quantiser calibrates on
+    int8_scheme: str = "dynamic"  # dynamic | static: how int8 artifacts quantise activations
+    calibration_images: int = 32  # static int8: train-split images the quantiser calibrates on
     parity: ParityParams = field(default_factory=ParityParams)
 
     def __post_init__(self) -> None:
         for name in ("threads", "latency_runs", "calibration_images"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"export.{name}: must be at least 1, got {getattr(self, name)}")
+        if self.int8_scheme not in INT8_SCHEMES:
+            raise ConfigError(
+                f"export.int8_scheme: '{self.int8_scheme}' is not one of {', '.join(INT8_SCHEMES)}"
+            )

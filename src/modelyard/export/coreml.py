@@ -20,7 +20,7 @@ import torch
 import torchvision  # noqa: F401  (before coremltools, which loads TensorFlow: see tflite.py)
 
 from modelyard.errors import RuntimeUnavailable
-from modelyard.export.formats import Variant
+from modelyard.export.formats import Int8, Variant
 from modelyard.export.runtime import Runner
 from modelyard.export.source import INPUT_NAME, ExportModel
 
@@ -28,11 +28,11 @@ DEPLOYMENT_TARGET = "iOS16"
 
 
 def export(
-    model: ExportModel, variants: Sequence[Variant], folder: Path, calibration: np.ndarray
+    model: ExportModel, variants: Sequence[Variant], folder: Path, int8: Int8
 ) -> dict[str, Path]:
     import coremltools as ct
 
-    del calibration  # fp16 compute needs none
+    del int8  # fp16 only
     logging.getLogger("coremltools").setLevel(logging.WARNING)  # it logs every graph pass
     example = torch.zeros(model.input.shape)
     with torch.no_grad():

@@ -4,7 +4,7 @@ entry here and one backend module; the tests run over this table.
 
 A backend module (``modelyard.export.onnx`` ...) provides::
 
-    export(model: ExportModel, variants, folder: Path, calibration: np.ndarray) -> dict[str, Path]
+    export(model: ExportModel, variants, folder: Path, int8: Int8) -> dict[str, Path]
     open_runtime(path: Path, outputs, threads: int) -> Runner  # or RuntimeUnavailable
     describe(path: Path) -> dict  # the artifact's inputs and outputs, as stored
 
@@ -15,10 +15,14 @@ coremltools must not share a process with another format's exporter.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 
+import numpy as np
+
 from modelyard.config import pick
+from modelyard.errors import ConfigError
+from modelyard.export.config import INT8_SCHEMES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +30,32 @@ class Variant:
     name: str  # the artifact's file stem
     precision: str  # fp32 | fp16 | int8
     dynamic_batch: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Int8:
+    """How a backend makes its int8 variants (params.yaml ``export.int8_scheme``).
+
+    - ``dynamic``: weights int8 per channel; each call quantises its activations from their
+      own range, so nothing is calibrated and no input can fall outside a fixed range.
+    - ``static``: activations' ranges are fixed beforehand from ``calibration`` (N x 3 x S x S
+      images, as the model takes them), so each call skips measuring them. On RT-DETRv2
+      static int8 fails parity where dynamic holds it (README, export).
+    """
+
+    scheme: str = "dynamic"
+    calibration: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 1, 1), np.float32))
+
+    def __post_init__(self) -> None:
+        if self.scheme not in INT8_SCHEMES:
+            raise ConfigError(
+                f"export.int8_scheme: '{self.scheme}' is not one of {', '.join(INT8_SCHEMES)}"
+            )
+        if self.scheme == "static" and not len(self.calibration):
+            raise ConfigError(
+                "export.int8_scheme static needs calibration images; "
+                "set export.calibration_images to 1 or more"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelyard.export.formats import Variant
+from modelyard.export.formats import Int8, Variant
 from modelyard.export.runtime import Runner
 from modelyard.export.source import INPUT_NAME, ExportModel
 
@@ -22,9 +22,9 @@ OPSET = 17
 
 
 def export(
-    model: ExportModel, variants: Sequence[Variant], folder: Path, calibration: np.ndarray
+    model: ExportModel, variants: Sequence[Variant], folder: Path, int8: Int8
 ) -> dict[str, Path]:
-    del calibration  # float only
+    del int8  # float only
     written = {}
     for variant in variants:
         target = folder / f"{variant.name}.onnx"

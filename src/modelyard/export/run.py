@@ -18,7 +18,7 @@ import torch
 from modelyard.errors import ParityError, RuntimeUnavailable
 from modelyard.export import decode, formats, parity, report, samples, source
 from modelyard.export.config import ExportParams
-from modelyard.export.formats import Format, Variant
+from modelyard.export.formats import Format, Int8, Variant
 from modelyard.export.manifest import sha256_path, size_bytes, tool_versions
 from modelyard.export.runtime import Runner, latency, run_batches, torch_runner
 from modelyard.export.samples import SamplePaths, Samples
@@ -56,12 +56,7 @@ def export_format(name: str, params: ExportParams, paths: ExportPaths) -> dict[s
     torch.set_num_threads(params.threads)
     ref = reference(source.load(paths.model), paths.samples)
     model = ref.model
-    needs_int8 = any(v.precision == "int8" for v in fmt.variants)
-    calibration = (
-        samples.load(model, paths.samples, "train", params.calibration_images).images
-        if needs_int8
-        else np.zeros((0, *model.input.shape[1:]), np.float32)
-    )
+    int8 = _int8(model, fmt, params, paths.samples)
     # timed before the exporter loads TensorFlow or coremltools, whose idle threads slow it
     pytorch_ms = latency(
         torch_runner(model.network), ref.test.images[:1], params.latency_runs, params.threads
@@ -69,7 +64,7 @@ def export_format(name: str, params: ExportParams, paths: ExportPaths) -> dict[s
     shutil.rmtree(paths.out, ignore_errors=True)
     log.info("%s: exporting %s (%d variants)", fmt.name, model.architecture, len(fmt.variants))
     start = time.perf_counter()
-    written = backend.export(model, fmt.variants, paths.out, calibration)
+    written = backend.export(model, fmt.variants, paths.out, int8)
     seconds = time.perf_counter() - start
     artifacts = [
         check_artifact(fmt, v, written[v.name], ref, params) | {"export_seconds": round(seconds, 2)}
@@ -90,6 +85,15 @@ def reference(model: ExportModel, paths: SamplePaths) -> Reference:
     return Reference(
         model=model, test=test, outputs=outputs, predictions=_decode(model, outputs, test)
     )
+
+
+def _int8(model: ExportModel, fmt: Format, params: ExportParams, paths: SamplePaths) -> Int8:
+    """How ``fmt``'s int8 variants are made; calibration images are read only for static."""
+    static = params.int8_scheme == "static" and any(v.precision == "int8" for v in fmt.variants)
+    if not static:
+        return Int8(scheme=params.int8_scheme)
+    images = samples.load(model, paths, "train", params.calibration_images).images
+    return Int8(scheme="static", calibration=images)
 
 
 def _decode(model: ExportModel, outputs: list[np.ndarray], test: Samples) -> Any:
@@ -114,6 +118,8 @@ def check_artifact(
         "spec": described,
         "spec_problems": problems,
     }
+    if variant.precision == "int8":
+        entry["int8_scheme"] = params.int8_scheme
     try:
         runner = backend.open_runtime(path, ref.model.outputs, params.threads)
     except RuntimeUnavailable as exc:

@@ -4,11 +4,15 @@ ai-edge-litert. Three variants from one conversion:
 - fp32;
 - fp16: weights stored in half precision (the runtime computes in fp32 where it lacks fp16);
 - int8: convolutions and fully-connected layers — nearly all of the weights and of the
-  multiply-adds — in int8 (weights per channel, activations per tensor, calibrated on
-  train-split images by ai-edge-quantizer); the other ops (attention softmax, layer norms,
-  deformable sampling) stay float, and so do the input and the outputs. Quantising every op
-  of RT-DETR to int8 does not work: TensorFlow's converter rejects it (a Minimum whose inputs
-  differ in scale) and the fully quantised model divides by zero at run time.
+  multiply-adds — in int8 with weights per channel, by ai-edge-quantizer; the other ops
+  (attention softmax, layer norms, deformable sampling) stay float, and so do the input and
+  the outputs. Two schemes (``Int8``): ``dynamic`` (the default) quantises each layer's
+  input per call from its own range; ``static`` fixes those ranges beforehand from
+  train-split calibration images. On two trained RT-DETRv2 models static int8 moved
+  detections' scores by up to 0.19 and 0.25, while dynamic stayed within 0.03 and kept every
+  box at IoU 0.96 or more, at the same speed and size (README, export). Quantising every
+  op of RT-DETR to int8 does not work: TensorFlow's converter rejects it (a Minimum whose
+  inputs differ in scale) and the fully quantised model divides by zero at run time.
 
 What it takes to run here, offline:
 
@@ -39,7 +43,7 @@ import torchvision  # noqa: F401  (before TensorFlow: see above)
 
 from modelyard.errors import ExportError
 from modelyard.export import onnx as onnx_backend
-from modelyard.export.formats import Variant
+from modelyard.export.formats import Int8, Variant
 from modelyard.export.runtime import Runner
 from modelyard.export.source import INPUT_NAME, ExportModel
 
@@ -49,7 +53,7 @@ INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def export(
-    model: ExportModel, variants: Sequence[Variant], folder: Path, calibration: np.ndarray
+    model: ExportModel, variants: Sequence[Variant], folder: Path, int8: Int8
 ) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tflite-") as tmp:
@@ -66,7 +70,7 @@ def export(
             else:
                 source = work / "fp32.tflite"
                 source.write_bytes(fp32)
-                _quantize_int8(source, target, calibration)
+                quantize_int8(source, target, int8)
             written[variant.name] = target
     return written
 
@@ -130,17 +134,21 @@ def _convert(saved: Path, *, half: bool) -> bytes:
     return data
 
 
-def _quantize_int8(source: Path, target: Path, calibration: np.ndarray) -> None:
+def quantize_int8(source: Path, target: Path, int8: Int8) -> None:
+    """The fp32 TFLite file ``source`` quantised to int8 at ``target`` by ``int8``'s scheme."""
     from ai_edge_quantizer import quantizer, recipe
 
-    if not len(calibration):
-        raise ExportError("int8 needs calibration images; export.calibration_images is 0")
-    (static,) = recipe.static_wi8_ai8()
-    rules = [copy.deepcopy(static) | {"operation": op} for op in INT8_OPS]
+    if int8.scheme == "static":
+        (rule,) = recipe.static_wi8_ai8()
+    else:
+        (rule,) = recipe.dynamic_wi8_afp32()
+    rules = [copy.deepcopy(rule) | {"operation": op} for op in INT8_OPS]
     quant = quantizer.Quantizer(str(source))
     quant.load_quantization_recipe(rules)
-    samples = [{INPUT_NAME: _nhwc(image[None])} for image in calibration]
-    result = quant.calibrate({SIGNATURE: samples}, num_threads=os.cpu_count() or 1)
+    result = None
+    if int8.scheme == "static":
+        samples = [{INPUT_NAME: _nhwc(image[None])} for image in int8.calibration]
+        result = quant.calibrate({SIGNATURE: samples}, num_threads=os.cpu_count() or 1)
     quant.quantize(result).export_model(str(target), overwrite=True)
 
 
