@@ -65,7 +65,9 @@ class ExportParams:
         for name in ("threads", "latency_runs", "calibration_images"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"export.{name}: must be at least 1, got {getattr(self, name)}")
-        if self.int8_scheme not in INT8_SCHEMES:
-            raise ConfigError(
-                f"export.int8_scheme: '{self.int8_scheme}' is not one of {', '.join(INT8_SCHEMES)}"
-            )
+        check_int8_scheme(self.int8_scheme)
+
+
+def check_int8_scheme(scheme: str) -> None:
+    if scheme not in INT8_SCHEMES:
+        raise ConfigError(f"export.int8_scheme: '{scheme}' is not one of {', '.join(INT8_SCHEMES)}")

@@ -22,7 +22,7 @@ import numpy as np
 
 from modelyard.config import pick
 from modelyard.errors import ConfigError
-from modelyard.export.config import INT8_SCHEMES
+from modelyard.export.config import check_int8_scheme
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,10 +47,7 @@ class Int8:
     calibration: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 1, 1), np.float32))
 
     def __post_init__(self) -> None:
-        if self.scheme not in INT8_SCHEMES:
-            raise ConfigError(
-                f"export.int8_scheme: '{self.scheme}' is not one of {', '.join(INT8_SCHEMES)}"
-            )
+        check_int8_scheme(self.scheme)
         if self.scheme == "static" and not len(self.calibration):
             raise ConfigError(
                 "export.int8_scheme static needs calibration images; "

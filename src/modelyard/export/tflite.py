@@ -138,18 +138,15 @@ def quantize_int8(source: Path, target: Path, int8: Int8) -> None:
     """The fp32 TFLite file ``source`` quantised to int8 at ``target`` by ``int8``'s scheme."""
     from ai_edge_quantizer import quantizer, recipe
 
-    if int8.scheme == "static":
-        (rule,) = recipe.static_wi8_ai8()
-    else:
-        (rule,) = recipe.dynamic_wi8_afp32()
-    rules = [copy.deepcopy(rule) | {"operation": op} for op in INT8_OPS]
+    static = int8.scheme == "static"
+    (rule,) = recipe.static_wi8_ai8() if static else recipe.dynamic_wi8_afp32()
     quant = quantizer.Quantizer(str(source))
-    quant.load_quantization_recipe(rules)
-    result = None
-    if int8.scheme == "static":
+    quant.load_quantization_recipe([copy.deepcopy(rule) | {"operation": op} for op in INT8_OPS])
+    ranges = None  # dynamic: measured by each call
+    if static:
         samples = [{INPUT_NAME: _nhwc(image[None])} for image in int8.calibration]
-        result = quant.calibrate({SIGNATURE: samples}, num_threads=os.cpu_count() or 1)
-    quant.quantize(result).export_model(str(target), overwrite=True)
+        ranges = quant.calibrate({SIGNATURE: samples}, num_threads=os.cpu_count() or 1)
+    quant.quantize(ranges).export_model(str(target), overwrite=True)
 
 
 def _nhwc(images: np.ndarray) -> np.ndarray:
