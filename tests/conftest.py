@@ -27,7 +27,13 @@ pytest_plugins = ["tests.trained"]  # the session's trained models (slow: only w
 
 TEMPLATE = "modelyard_template"
 MODELYARD = [sys.executable, "-m", "modelyard"]
-ENV_KEYS = ("DATABASE_URL", "MODELYARD_HOME", "MODELYARD_STORAGE_URL", "MLFLOW_TRACKING_URI")
+ENV_KEYS = (
+    "DATABASE_URL",
+    "MODELYARD_HOME",
+    "MODELYARD_STORAGE_URL",
+    "MLFLOW_TRACKING_URI",
+    "MODELYARD_SIGNING_KEY",
+)
 
 
 @pytest.fixture(autouse=True)

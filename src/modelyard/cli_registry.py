@@ -27,6 +27,7 @@ from modelyard.tracking import ARTIFACT_ROOT, Tracker
 
 if TYPE_CHECKING:
     from modelyard.registry.bridge import Bridge, SyncReport
+    from modelyard.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,16 @@ def _bridge(actor: str | None, cause: str, policy_asts: Path = POLICY_ASTS) -> I
         yield Bridge(
             conn=conn, client=tracker.client, store=ObjectStore(settings.storage_url),
             policy_asts=policy_asts, actor=actor or _login(), cause=cause,
+            signing=_signing_key(settings),
         )  # fmt: skip
+
+
+def _signing_key(settings: Settings) -> SigningKey | None:
+    """The bundle signing key where one is configured; without it bundles are activated
+    unsigned and the device API holds them back (the bridge says so)."""
+    from modelyard.signing import load_private
+
+    return load_private(settings.signing_key) if settings.signing_key.is_file() else None
 
 
 def _login() -> str:

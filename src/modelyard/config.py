@@ -6,6 +6,8 @@ Environment (nothing else is global):
 - ``DATABASE_URL``: a PostgreSQL URI; without it an embedded server runs in ``$MODELYARD_HOME/pg``.
 - ``MODELYARD_STORAGE_URL``: the object store (default the folder ``$MODELYARD_HOME/storage``).
 - ``MLFLOW_TRACKING_URI``: used from the tracking issue on.
+- ``MODELYARD_SIGNING_KEY``: the bundle signing key's file (default
+  ``$MODELYARD_HOME/keys/bundle_signing_ed25519.pem``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Settings:
     database_url: str | None
     storage_url: str
     mlflow_tracking_uri: str | None
+    signing_key: Path
 
     @property
     def pg_dir(self) -> Path:
@@ -50,6 +53,9 @@ class Settings:
             database_url=env.get("DATABASE_URL") or None,
             storage_url=env.get("MODELYARD_STORAGE_URL") or str(home / "storage"),
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
+            signing_key=Path(
+                env.get("MODELYARD_SIGNING_KEY") or home / "keys" / "bundle_signing_ed25519.pem"
+            ).absolute(),
         )
 
 

@@ -15,6 +15,8 @@ Messages name the thing that is wrong, the value, and what to do about it.
     │   └── TransitionError         an illegal dataset status transition
     ├── StorageError                the object store cannot read or write
     │   └── IntegrityError          stored bytes do not match their sha256
+    │       └── SignatureError      a bundle manifest's signature does not verify, it has
+    │                               expired, or it would roll a device back unannounced
     ├── IngestError                 a source file as a whole cannot be read (bad records are
     │                               reported, not raised)
     ├── TrackingError               the MLflow tracking store refused or lacks a run
@@ -24,8 +26,11 @@ Messages name the thing that is wrong, the value, and what to do about it.
     │   │                           its numeric parity is reported as skipped, never passed
     │   └── ParityError             an artifact does not behave like its PyTorch model
     ├── EvaluationError             a model cannot be evaluated (inputs missing or changed)
-    └── RegistryError               a model version cannot be registered or promoted
-        └── GateError               acceptance gates are missing, malformed, or not cleared
+    ├── RegistryError               a model version cannot be registered or promoted
+    │   └── GateError               acceptance gates are missing, malformed, or not cleared
+    ├── TelemetryError              a telemetry window does not fit its bundle's reference
+    └── DeliveryError               the bundle API refused a device's request, or a download
+                                    did not finish (the SDK's errors; ``status`` is the HTTP one)
 """
 
 from __future__ import annotations
@@ -79,6 +84,10 @@ class IngestError(ModelyardError):
     """A source file as a whole cannot be read or understood."""
 
 
+class SignatureError(IntegrityError):
+    """A bundle manifest's signature does not verify, it expired, or it would roll back."""
+
+
 class TrackingError(ModelyardError):
     """The MLflow tracking store refused a call or lacks the named run."""
 
@@ -109,3 +118,15 @@ class RegistryError(ModelyardError):
 
 class GateError(RegistryError):
     """Acceptance gates are missing or malformed, or a version has not cleared them."""
+
+
+class TelemetryError(ModelyardError):
+    """A telemetry window does not fit the reference statistics of its bundle."""
+
+
+class DeliveryError(ModelyardError):
+    """The bundle API refused a request, or a download did not finish."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

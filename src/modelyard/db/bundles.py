@@ -298,3 +298,42 @@ def reference_stats(conn: Connection, bundle_id: uuid.UUID) -> list[dict[str, An
         "SELECT * FROM verify_ai_model_reference_stats WHERE bundle_id = %s ORDER BY created_at",
         (bundle_id,),
     ).fetchall()
+
+
+def set_manifest(
+    conn: Connection, bundle_id: uuid.UUID, *, text: str, signature: str, key_id: str,
+    expires_at: Any,
+) -> None:  # fmt: skip
+    conn.execute(
+        "UPDATE verify_ai_model_bundles SET manifest = %s, manifest_signature = %s, "
+        "signing_key_id = %s, manifest_expires_at = %s WHERE id = %s",
+        (text, signature, key_id, expires_at, bundle_id),
+    )
+
+
+SERVING_QUERY = """
+SELECT b.id, b.policy_id, b.bundle_version, b.bundle_tier, b.weight, b.targeting,
+       b.ontology_version, b.schema_version, b.policy_ast, b.artifacts, b.bundle_hash,
+       b.manifest, b.manifest_signature, b.signing_key_id, b.manifest_expires_at, b.is_active,
+       d.classes,
+       (SELECT s.stats FROM verify_ai_model_reference_stats s
+         WHERE s.bundle_id = b.id AND s.snapshot_type = 'promotion'
+         ORDER BY s.created_at LIMIT 1) AS reference
+FROM verify_ai_model_bundles b
+LEFT JOIN verify_ai_ml_datasets d ON d.id = b.training_dataset_id
+"""
+
+
+def serving(conn: Connection) -> list[dict[str, Any]]:
+    """The active bundles as the device API serves them: with their training classes and
+    promotion reference statistics."""
+    return conn.execute(SERVING_QUERY + " WHERE b.is_active ORDER BY b.policy_id").fetchall()
+
+
+def serving_one(conn: Connection, bundle_id: uuid.UUID) -> dict[str, Any] | None:
+    """One bundle, active or not, in the form ``serving`` gives (a device may still report
+    on, or finish downloading, the bundle it had before a swap)."""
+    row: dict[str, Any] | None = conn.execute(
+        SERVING_QUERY + " WHERE b.id = %s", (bundle_id,)
+    ).fetchone()
+    return row

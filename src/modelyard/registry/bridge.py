@@ -14,7 +14,10 @@ stage; a version holding both tiers is production). For each promoted version:
 4. the reference statistics (``snapshot_type='promotion'``) are measured with the exported
    model on the test split and stored;
 5. under the policy lock, with the registry read again, the tier's holder is activated (the
-   bundle it replaces deactivated), and every change is written to the audit log.
+   bundle it replaces deactivated), and every change is written to the audit log;
+6. each active bundle's manifest is signed (``manifest``) when it was activated or moved,
+   is unsigned, or nears its expiry — when a signing key is configured; without one the
+   bundle is active but the device API does not serve it.
 
 Each step can be repeated, so a bridge killed at any point is finished by the next one; the
 database trigger of migration 0010 refuses to activate a bundle without verified artifacts,
@@ -31,6 +34,7 @@ import os
 import signal
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +57,9 @@ from modelyard.evaluation import gates
 from modelyard.evaluation.run import summary
 from modelyard.export.manifest import sha256_path
 from modelyard.monitoring import reference
+from modelyard.registry import manifest
 from modelyard.registry.register import SCHEMA_VERSION
+from modelyard.signing import SigningKey
 from modelyard.storage import ObjectStore, sha256_bytes
 from modelyard.training.lineage import canonical_hash
 
@@ -88,6 +94,7 @@ class Bridge:
     actor: str
     cause: str = "sync"  # sync | promote | rollout | rollback | webhook: recorded on events
     max_samples: int = 500  # test-split images the reference statistics are measured on
+    signing: SigningKey | None = None  # None: bundles are activated unsigned (not served)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,6 +260,40 @@ def converge(bridge: Bridge, name: str, report: SyncReport) -> None:
                 released = {"tier": tier, "reason": f"no version of {name} holds {tier}"}
                 _event(bridge, current, "deactivated", released)
                 report.changes.append(f"{_label(current)}: deactivated ({tier} released)")
+        _sign_active(bridge, policy_id, report)
+
+
+def _sign_active(bridge: Bridge, policy_id: str, report: SyncReport) -> None:
+    """Step 6: sign every active bundle of the policy whose manifest is missing, stale (its
+    tier moved), signed by another key, or half-way to its expiry."""
+    now = datetime.now(UTC)
+    for tier in TIERS:
+        bundle = bundles.active(bridge.conn, policy_id, tier)
+        if bundle is None:
+            continue
+        if bridge.signing is None:
+            if bundle["manifest"] is None:
+                log.warning(
+                    "%s is active but unsigned: devices are not served it until "
+                    "`modelyard keys signing init` and `modelyard bridge sync`",
+                    _label(bundle),
+                )
+            continue
+        why = manifest.needs_signing(bundle, bridge.signing, now)
+        if why is None:
+            continue
+        _sign(bridge, bridge.signing, bundle, why, manifest.was_rollback(bundle), report)
+
+
+def _sign(
+    bridge: Bridge, key: SigningKey, bundle: dict[str, Any], why: str, rollback: bool,
+    report: SyncReport,
+) -> None:  # fmt: skip
+    manifest.sign(bridge.conn, bundle["id"], key, rollback=rollback)
+    details = {"tier": bundle["bundle_tier"], "why": why, "rollback": rollback,
+               "key_id": key.key_id}  # fmt: skip
+    _event(bridge, bundle, "signed", details)
+    report.changes.append(f"{_label(bundle)}: manifest signed ({why})")
 
 
 def _activate(
@@ -293,6 +334,10 @@ def _activate(
         "via": holder.via, "from_tier": moved_from,
     }  # fmt: skip
     _event(bridge, bundle, "reweighted" if reweighted else "activated", details)
+    if bridge.signing is not None and not reweighted:
+        activated = bundles.get(conn, str(bundle["id"]))
+        rollback = bridge.cause == "rollback"
+        _sign(bridge, bridge.signing, activated, f"activated {holder.tier}", rollback, report)
     report.changes.append(
         f"{_label(bundle)}: {'re-weighted' if reweighted else 'activated'} {holder.tier} "
         f"weight {holder.weight}"

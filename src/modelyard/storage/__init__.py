@@ -145,6 +145,42 @@ class ObjectStore:
             )
         return data
 
+    def stat_object(self, key: str) -> tuple[int, str]:
+        """(size, a version tag that changes when the object is rewritten) of a named object."""
+        path = self._path(key)
+        try:
+            if self._local:
+                st = os.stat(path)
+                return st.st_size, f"{st.st_mtime_ns}:{st.st_ino}"
+            info = self._fs.info(path)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"object store {self.url}: no object '{key}'") from exc
+        tag = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+        return int(info["size"]), str(tag)
+
+    def check_object(self, key: str, sha256: str) -> None:
+        """Read a named object through, in chunks, and check its sha256 (large artifacts:
+        nothing is held in memory)."""
+        digest = hashlib.sha256()
+        with self.open_object(key, 0) as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != sha256:
+            raise IntegrityError(
+                f"object store {self.url}: '{key}' has sha256 {digest.hexdigest()}, expected "
+                f"{sha256}; the stored copy is corrupt — put the original again"
+            )
+
+    def open_object(self, key: str, offset: int) -> BinaryIO:
+        """A named object opened for reading from ``offset``."""
+        path = self._path(key)
+        try:
+            handle: BinaryIO = open(path, "rb") if self._local else self._fs.open(path, "rb")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"object store {self.url}: no object '{key}'") from exc
+        handle.seek(offset)
+        return handle
+
     def _is_loose(self, sha256: str) -> bool:
         path = self._path(self.blob_key(sha256))
         return os.path.exists(path) if self._local else bool(self._fs.exists(path))

@@ -1,0 +1,229 @@
+"""Device delivery commands: ``modelyard serve``, ``keys create|list|revoke``,
+``keys signing init|show`` and ``device simulate``. FastAPI and uvicorn are imported only
+when the server starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelyard.config import Settings
+from modelyard.db import api_keys, migrate
+from modelyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from modelyard.sdk.simulate import DeviceResult
+
+keys_app = typer.Typer(
+    help="API keys for devices, and the bundle signing key.", no_args_is_help=True
+)
+signing_app = typer.Typer(help="The ed25519 key the bridge signs bundle manifests with.",
+                          no_args_is_help=True)  # fmt: skip
+device_app = typer.Typer(help="Simulated devices against a running server.", no_args_is_help=True)
+keys_app.add_typer(signing_app, name="signing")
+
+PARAMS = Path("params.yaml")
+PARAMS_ENV = "MODELYARD_SERVE_PARAMS"
+
+
+def _console() -> Console:
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    params: Annotated[Path, typer.Option(help="params.yaml with a `serve` section.")] = PARAMS,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "warning",
+) -> None:
+    """Serve the device API (OpenAPI at /docs and /openapi.json; GET /healthz)."""
+    import uvicorn
+
+    from modelyard.serving import config
+
+    config.load(params)  # a bad section fails here, before any worker starts
+    os.environ[PARAMS_ENV] = str(params.absolute())
+    _console().print(f"device API on http://{host}:{port} (docs: /docs), {workers} worker(s)")
+    uvicorn.run(
+        "modelyard.cli_serving:app_from_env", factory=True, host=host, port=port,
+        workers=workers, log_level=log_level, access_log=False,
+    )  # fmt: skip
+
+
+def app_from_env() -> object:
+    """The ASGI app of one worker, from the environment (uvicorn's factory)."""
+    from modelyard.db import connection
+    from modelyard.serving import config
+    from modelyard.serving.api import create_app
+    from modelyard.storage import ObjectStore
+
+    settings = Settings.from_env()
+    url = connection.database_url(settings)
+    with connection.session(url) as conn:
+        migrate.require_current(conn, migrate.discover(migrate.default_migrations_dir()))
+    params = config.load(Path(os.environ.get(PARAMS_ENV) or PARAMS))
+    return create_app(url, ObjectStore(settings.storage_url), params)
+
+
+@keys_app.command("create")
+def keys_create(
+    customer: Annotated[str, typer.Option(help="The customer whose devices use the key.")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: models:read, telemetry:write, drift:read.")
+    ] = "models:read,telemetry:write",
+    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="Also write the key to this file (mode 0600).")
+    ] = None,
+) -> None:
+    """Create an API key. It is shown once; only its sha256 is stored."""
+    from modelyard.serving import auth
+
+    secret = auth.new_secret()
+    with migrate.current_session(Settings.from_env()) as conn:
+        row = api_keys.insert(
+            conn, customer_id=customer, key_hash=auth.key_hash(secret),
+            key_prefix=auth.shown_prefix(secret), scopes=[s.strip() for s in scopes.split(",")],
+            name=name,
+        )  # fmt: skip
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(save, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret + "\n")
+    console = _console()
+    console.print(
+        f"API key {row['key_prefix']}... for {customer}, scopes {', '.join(row['scopes'])}"
+    )
+    console.print(f"id {row['id']}; the key (shown once, store it now):")
+    print(secret)  # noqa: T201 - the one time it is shown
+
+
+@keys_app.command("list")
+def keys_list(
+    customer: Annotated[str | None, typer.Option(help="Only this customer's keys.")] = None,
+) -> None:
+    """Every API key: prefix, customer, scopes, created, revoked."""
+    with migrate.current_session(Settings.from_env()) as conn:
+        rows = api_keys.list_all(conn, customer)
+    table = Table(title=f"{len(rows)} API keys")
+    for column in ("id", "prefix", "customer", "name", "scopes", "created", "revoked"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            str(r["id"]), r["key_prefix"] or "", r["customer_id"], r["name"] or "",
+            ", ".join(r["scopes"]), f"{r['created_at']:%Y-%m-%d %H:%M}",
+            f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "",
+        )  # fmt: skip
+    _console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or shown prefix.")]) -> None:
+    """Revoke an API key (servers refuse it within serve.cache_ttl_s seconds)."""
+    with migrate.current_session(Settings.from_env()) as conn:
+        row = api_keys.revoke(conn, key)
+    _console().print(
+        f"revoked {row['key_prefix']}... ({row['customer_id']}) at {row['revoked_at']}"
+    )
+
+
+@signing_app.command("init")
+def signing_init(
+    force: Annotated[bool, typer.Option(help="Replace an existing key.")] = False,
+    exist_ok: Annotated[bool, typer.Option(help="Keep an existing key, without error.")] = False,
+) -> None:
+    """Create the bundle signing key (MODELYARD_SIGNING_KEY, or under MODELYARD_HOME/keys)."""
+    from modelyard import signing
+
+    path = Settings.from_env().signing_key
+    if path.exists() and exist_ok and not force:
+        key = signing.load_private(path)
+        _console().print(f"signing key {key.key_id} kept: {path}")
+        return
+    key = signing.generate(path, overwrite=force)
+    console = _console()
+    console.print(f"signing key {key.key_id} written to {path} (mode 0600; keep it out of git)")
+    console.print(f"public key for devices: {signing.public_path(path)}")
+    console.print(
+        "bundles activated from now on are signed; `modelyard bridge sync` signs the rest"
+    )
+
+
+@signing_app.command("show")
+def signing_show() -> None:
+    """The signing key's id and the public key (PEM) to build into device apps."""
+    from modelyard import signing
+
+    path = Settings.from_env().signing_key
+    key = signing.load_private(path)
+    _console().print(f"key id {key.key_id} ({path})")
+    print(signing.public_pem(key.public).decode("ascii"), end="")  # noqa: T201
+
+
+@device_app.command("simulate")
+def device_simulate(
+    policy: Annotated[str, typer.Option(help="Policy id.")],
+    api_key: Annotated[
+        list[str],
+        typer.Option(help="CUSTOMER=KEY or CUSTOMER=@FILE; repeat for several customers."),
+    ],
+    devices: Annotated[int, typer.Option(help="How many devices.")] = 6,
+    base_url: Annotated[str, typer.Option(help="The device API.")] = "http://127.0.0.1:8000",
+    public_key: Annotated[
+        Path | None, typer.Option(help="The signing public key (default: beside the key).")
+    ] = None,
+    cache: Annotated[Path, typer.Option(help="Folder of the devices' caches.")] = Path(
+        ".modelyard/devices"
+    ),
+    shift: Annotated[int, typer.Option(help="Move per-image telemetry this many bins up.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Results as JSON.")] = False,
+) -> None:
+    """Run simulated devices: fetch their bundle, verify it, send a telemetry window."""
+    from modelyard import signing
+    from modelyard.sdk import simulate
+
+    keys = dict(_customer_key(item) for item in api_key)
+    fleet = simulate.Fleet(
+        base_url=base_url, api_keys=keys, policy_id=policy, cache_root=cache, shift=shift,
+        public_key=public_key or signing.public_path(Settings.from_env().signing_key),
+    )  # fmt: skip
+    results = simulate.run(fleet, devices, datetime.now(UTC))
+    if as_json:
+        print(json.dumps([r.__dict__ for r in results], indent=2))  # noqa: T201
+    else:
+        _print_fleet(results)
+    if all(r.error for r in results):
+        raise typer.Exit(1)
+
+
+def _customer_key(item: str) -> tuple[str, str]:
+    customer, sep, key = item.partition("=")
+    if not sep or not customer or not key:
+        raise ConfigError(f"--api-key {item!r}: expected CUSTOMER=KEY or CUSTOMER=@FILE")
+    if key.startswith("@"):
+        key = Path(key[1:]).read_text(encoding="utf-8").strip()
+    return customer, key
+
+
+def _print_fleet(results: list[DeviceResult]) -> None:
+    table = Table(title=f"{len(results)} simulated devices")
+    for column in ("device", "customer", "platform", "tier", "bundle", "files verified",
+                   "MB", "telemetry", "error"):  # fmt: skip
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r.device_id, r.customer_id, r.platform, r.tier or "-",
+            f"v{r.bundle_version}" if r.bundle_version else "-", str(r.files_verified),
+            f"{r.bytes / 1e6:.1f}", r.telemetry, r.error or "",
+        )  # fmt: skip
+    _console().print(table)

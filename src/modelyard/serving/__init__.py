@@ -1,0 +1,1 @@
+"""The device API: dispatch (tiers, weights, targeting, bucketing), auth, telemetry intake."""
