@@ -30,11 +30,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard.db import api_keys, bundles
 from modelyard.db import telemetry as telemetry_db
 from modelyard.db.pool import Pool
-from modelyard.errors import ModelyardError, NotFoundError, TelemetryError
+from modelyard.errors import IntegrityError, ModelyardError, NotFoundError, TelemetryError
 from modelyard.serving import dispatch
 from modelyard.serving.auth import Key, Keys, RateLimiter
 from modelyard.serving.catalog import FORMATS, Catalog, Served, served
@@ -195,6 +196,7 @@ def create_app(database_url: str, store: ObjectStore, params: ServeParams) -> Fa
         lifespan=lifespan,
     )
     app.state.service = service
+    app.add_middleware(DeclaredBodyLimit, limit=params.telemetry_max_bytes)
     _handlers(app, params.telemetry_max_bytes)
     _routes(app, service)
     return app
@@ -224,10 +226,14 @@ def _handlers(app: FastAPI, max_bytes: int) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
         if exc.status_code == 413:
-            reason = f"the body is over {max_bytes} bytes; send smaller telemetry windows"
-            return Problem(413, "too_large", reason).response()
+            return too_large(max_bytes).response()
         headers = dict(exc.headers or {})
         return Problem(exc.status_code, "http_error", str(exc.detail), headers=headers).response()
+
+    @app.exception_handler(IntegrityError)
+    async def corrupt(_: Request, exc: IntegrityError) -> Response:
+        log.error("refused to serve a stored artifact: %s", exc)
+        return Problem(500, "corrupt_artifact", str(exc)).response()
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> Response:
@@ -459,3 +465,25 @@ def _chunks(store: ObjectStore, key: str, offset: int, length: int) -> Iterator[
                 return
             length -= len(chunk)
             yield chunk
+
+
+def too_large(limit: int) -> Problem:
+    return Problem(
+        413, "too_large", f"the body is over {limit} bytes; send smaller telemetry windows"
+    )
+
+
+class DeclaredBodyLimit:
+    """413 (as JSON) for a body whose Content-Length is over ``limit``, before it is read; a
+    chunked body that runs past it is stopped by the route's ``max_body_size``."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.limit:
+                await too_large(self.limit).response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
