@@ -227,6 +227,9 @@ def _handlers(app: FastAPI, max_bytes: int) -> None:
     async def http_error(_: Request, exc: HTTPException) -> Response:
         if exc.status_code == 413:
             return too_large(max_bytes).response()
+        if exc.status_code == 400:  # a body that is not UTF-8 JSON at all
+            reason = f"body: {exc.detail}; send a UTF-8 JSON object"
+            return Problem(422, "invalid_request", reason, field="body").response()
         headers = dict(exc.headers or {})
         return Problem(exc.status_code, "http_error", str(exc.detail), headers=headers).response()
 
