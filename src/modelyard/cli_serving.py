@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,15 +49,34 @@ def serve(
     """Serve the device API (OpenAPI at /docs and /openapi.json; GET /healthz)."""
     import uvicorn
 
-    from modelyard.serving import config
+    from modelyard.serving.config import load
 
-    config.load(params)  # a bad section fails here, before any worker starts
+    load(params)  # a bad section fails here, before any worker starts
     os.environ[PARAMS_ENV] = str(params.absolute())
     _console().print(f"device API on http://{host}:{port} (docs: /docs), {workers} worker(s)")
-    uvicorn.run(
+    config = uvicorn.Config(
         "modelyard.cli_serving:app_from_env", factory=True, host=host, port=port,
         workers=workers, log_level=log_level, access_log=False,
     )  # fmt: skip
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    Multiprocess(config, sockets=[_tcp_socket(host, port)]).run()
+
+
+def _tcp_socket(host: str, port: int) -> socket.socket:
+    """The listening socket the worker processes share. Made with proto IPPROTO_TCP, as
+    asyncio makes its own: asyncio sets TCP_NODELAY only on sockets that say so, and
+    uvicorn's own shared socket (proto 0) left every response of a multi-worker server
+    waiting ~40 ms on Nagle's algorithm (183 req/s against 5,195 with one worker)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
 
 
 def app_from_env() -> object:

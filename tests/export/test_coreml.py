@@ -3,13 +3,14 @@ its own. Off macOS the spec is what is checked; numeric parity must say skipped,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from modelyard.export.manifest import sha256_path
 from tests.export.conftest import ARCHITECTURES, Trained, params_file, run_stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -25,8 +26,11 @@ def test_coreml_spec_is_checked_and_parity_is_skipped_not_passed(
     manifest = json.loads((tmp_path / "coreml" / "manifest.json").read_text())
     (artifact,) = manifest["artifacts"]
     package = tmp_path / "coreml" / artifact["file"]
-    assert package.is_dir() and package.suffix == ".mlpackage"
-    assert artifact["sha256"] == sha256_path(package)
+    assert package.is_file() and package.name == "model.mlpackage.zip"  # one file to ship
+    assert artifact["sha256"] == hashlib.sha256(package.read_bytes()).hexdigest()
+    with zipfile.ZipFile(package) as archive:
+        names = archive.namelist()
+    assert names == sorted(names) and all(n.startswith("model.mlpackage/") for n in names)
     spec = artifact["spec"]
     assert spec["model_type"] == "mlProgram"
     assert spec["inputs"] == [{"name": "images", "shape": [1, 3, 64, 64], "dtype": "float32"}]
@@ -38,4 +42,4 @@ def test_coreml_spec_is_checked_and_parity_is_skipped_not_passed(
         assert "macOS" in artifact["parity"]["reason"]
         assert artifact["inference_time_ms"] is None
         metrics = json.loads((tmp_path / "coreml.json").read_text())
-        assert metrics["model.mlpackage"]["parity_passed"] is None
+        assert metrics["model.mlpackage.zip"]["parity_passed"] is None

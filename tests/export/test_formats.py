@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,25 @@ def test_a_package_hash_covers_names_and_bytes(tmp_path: Path) -> None:
     (package / "Data" / "weights.bin").rename(package / "Data" / "other.bin")
     assert sha256_path(package) not in (first,)
     assert size_bytes(package) == 5
+
+
+def test_a_coreml_package_zips_to_the_same_bytes_every_time(tmp_path: Path) -> None:
+    from modelyard.export.coreml import unzipped, zip_package
+
+    package = tmp_path / "model.mlpackage"
+    (package / "Data").mkdir(parents=True)
+    (package / "Manifest.json").write_text("{}")
+    (package / "Data" / "weights.bin").write_bytes(b"abc" * 1000)
+    zip_package(package, tmp_path / "a.zip")
+    os.utime(package / "Manifest.json", (0, 0))  # other times and another run: same bytes
+    zip_package(package, tmp_path / "b.zip")
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with unzipped(tmp_path / "a.zip") as folder:
+        assert folder.name == "model.mlpackage"
+        assert (folder / "Data" / "weights.bin").read_bytes() == b"abc" * 1000
+    (package / "Data" / "weights.bin").write_bytes(b"abd" * 1000)
+    zip_package(package, tmp_path / "c.zip")
+    assert (tmp_path / "c.zip").read_bytes() != (tmp_path / "a.zip").read_bytes()
 
 
 MANIFEST = {

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 
 from modelyard.db import connection
 from modelyard.registry.register import register
+from modelyard.signing import load_public, verify
 from modelyard.tracking import Tracker
 from tests.conftest import ENV_KEYS, MODELYARD
 from tests.registry.conftest import evaluate_into, gate, register_inputs
@@ -231,6 +232,21 @@ def test_promote_bundles_verifies_measures_and_is_idempotent(release: Release) -
     assert "nothing to change" in sync.stdout
     assert release.events() == events and release.bundles() == row
 
+    # Unsigned, since no signing key was configured: a key and one sync sign it, once.
+    assert row[0]["manifest"] is None
+    key = str(release.store.parent / "signing.pem")
+    release.cli("keys", "signing", "init", MODELYARD_SIGNING_KEY=key)
+    signed = release.cli("bridge", "sync", "--model", release.model, MODELYARD_SIGNING_KEY=key)
+    assert "manifest signed (unsigned)" in signed.stdout
+    again = release.cli("bridge", "sync", "--model", release.model, MODELYARD_SIGNING_KEY=key)
+    assert "nothing to change" in again.stdout
+    (bundle,) = release.bundles()
+    manifest = verify(bundle["manifest"], bundle["manifest_signature"],
+                      load_public(Path(key.replace(".pem", ".pub.pem"))))  # fmt: skip
+    assert manifest["bundle_tier"] == "canary" and manifest["rollback"] is False
+    listed = {a["name"]: a["sha256"] for a in manifest["artifacts"]}
+    assert listed == {a["path"]: a["sha256"] for a in bundle["artifacts"]}
+
 
 def test_a_stage_transition_reaches_the_bundle_table(release: Release) -> None:
     version = release.new_version()
@@ -248,6 +264,10 @@ def test_a_stage_transition_reaches_the_bundle_table(release: Release) -> None:
 
 
 def test_rollout_then_rollback(release: Release) -> None:
+    key = release.store.parent / "signing.pem"
+    release.env["MODELYARD_SIGNING_KEY"] = str(key)
+    release.cli("keys", "signing", "init")
+    public = load_public(Path(str(key).replace(".pem", ".pub.pem")))
     first, second = release.new_version(), release.new_version()
     release.cli("promote", release.model, first, "--to", "production")
     release.cli("promote", release.model, second, "--to", "canary")
@@ -259,6 +279,8 @@ def test_rollout_then_rollback(release: Release) -> None:
     (only,) = active(release)
     assert only["mlflow_model_version"] == second and only["bundle_tier"] == "production"
     assert aliases(release) == {"production": second}
+    moved = verify(only["manifest"], only["manifest_signature"], public)
+    assert (moved["bundle_tier"], moved["rollback"]) == ("production", False)  # re-signed
 
     release.cli("rollback", "demo-policy", "--reason", "false alarms at night", "--actor", "bob")
     (back,) = active(release)
@@ -269,6 +291,9 @@ def test_rollout_then_rollback(release: Release) -> None:
         rolled[-1]["actor"] == "bob" and rolled[-1]["details"]["reason"] == "false alarms at night"
     )
     assert len(release.bundles()) == 2  # reactivated, not re-bundled
+    # a device holding the newer bundle accepts the older one only because it says rollback
+    announced = verify(back["manifest"], back["manifest_signature"], public)
+    assert announced["rollback"] is True and announced["bundle_version"] < moved["bundle_version"]
 
     refused = release.cli("rollback", "demo-policy", check=False)
     assert refused.returncode != 0 and "nothing to roll back to" in refused.stderr + refused.stdout

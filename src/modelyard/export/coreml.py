@@ -1,5 +1,7 @@
 """CoreML: an ``.mlpackage`` (ML program, fp16 compute) converted by coremltools from the
-traced model.
+traced model, shipped as one file, ``model.mlpackage.zip``: the package's files in name
+order, each stored with a fixed time and mode, so that the same package always zips to the
+same bytes and a device checks it with ``sha256sum`` like any other artifact.
 
 ``predict`` runs on macOS only. Elsewhere the artifact is checked by its spec (``describe``:
 it loads, input and output names, shapes and types, the class labels in its metadata) and
@@ -11,7 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +24,13 @@ import numpy as np
 import torch
 import torchvision  # noqa: F401  (before coremltools, which loads TensorFlow: see tflite.py)
 
-from modelyard.errors import RuntimeUnavailable
+from modelyard.errors import ExportError, RuntimeUnavailable
 from modelyard.export.formats import Int8, Variant
 from modelyard.export.runtime import Runner
 from modelyard.export.source import INPUT_NAME, ExportModel
 
 DEPLOYMENT_TARGET = "iOS16"
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can say: no build time leaks in
 
 
 def export(
@@ -56,11 +62,46 @@ def export(
                 "architecture": model.architecture,
             }
         )
-        target = folder / f"{variant.name}.mlpackage"
         folder.mkdir(parents=True, exist_ok=True)
-        mlmodel.save(str(target))
+        target = folder / f"{variant.name}.mlpackage.zip"
+        with tempfile.TemporaryDirectory(prefix="modelyard-coreml-") as tmp:
+            package = Path(tmp) / f"{variant.name}.mlpackage"
+            mlmodel.save(str(package))
+            zip_package(package, target)
         written[variant.name] = target
     return written
+
+
+def zip_package(package: Path, target: Path) -> None:
+    """``package`` (a folder) as a zip whose bytes depend only on the files' names and
+    contents; entries are ``<name>.mlpackage/<relative path>``."""
+    tmp = target.with_name(target.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as archive:
+        for file in sorted(p for p in package.rglob("*") if p.is_file()):
+            name = f"{package.name}/{file.relative_to(package).as_posix()}"
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            info.create_system = 3  # unix, whatever machine zips it
+            archive.writestr(info, file.read_bytes(), compresslevel=6)
+    tmp.replace(target)
+
+
+@contextmanager
+def unzipped(path: Path) -> Iterator[Path]:
+    """The ``.mlpackage`` folder inside ``model.mlpackage.zip``, extracted for the length of
+    the block (coremltools reads folders)."""
+    with tempfile.TemporaryDirectory(prefix="modelyard-coreml-") as tmp, zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if name.startswith("/") or ".." in name.split("/"):
+                raise ExportError(f"{path}: entry {name!r} points outside the package")
+        z.extractall(tmp)
+        packages = sorted(Path(tmp).glob("*.mlpackage"))
+        if len(packages) != 1:
+            raise RuntimeUnavailable(
+                f"{path}: expected one .mlpackage inside, found {len(packages)}"
+            )
+        yield packages[0]
 
 
 def open_runtime(path: Path, outputs: Sequence[str], threads: int) -> Runner:
@@ -71,7 +112,8 @@ def open_runtime(path: Path, outputs: Sequence[str], threads: int) -> Runner:
         )
     import coremltools as ct  # pragma: no cover (macOS)
 
-    mlmodel = ct.models.MLModel(str(path))  # pragma: no cover
+    with unzipped(path) as package:  # pragma: no cover
+        mlmodel = ct.models.MLModel(str(package))  # compiled on load: the folder may go
 
     def run(images: np.ndarray) -> list[np.ndarray]:  # pragma: no cover
         results = [mlmodel.predict({INPUT_NAME: image[None]}) for image in images]
@@ -84,7 +126,8 @@ def describe(path: Path) -> dict[str, Any]:
     """The package's spec as stored: it must load, and say what it takes and gives."""
     import coremltools as ct
 
-    spec = ct.utils.load_spec(str(path))
+    with unzipped(path) as package:
+        spec = ct.utils.load_spec(str(package))
     types = {v: k for k, v in ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.items()}
 
     def feature(f: Any) -> dict[str, Any]:

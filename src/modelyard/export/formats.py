@@ -99,7 +99,7 @@ FORMATS: dict[str, Format] = {
         Format(
             name="coreml",
             backend="modelyard.export.coreml",
-            suffix=".mlpackage",
+            suffix=".mlpackage.zip",  # one file: the package folder zipped reproducibly
             runtime="coremltools",
             variants=(Variant(name="model", precision="fp16"),),
             primary="model",

@@ -162,7 +162,7 @@ def bundle_files(inputs: RegisterInputs) -> list[dict[str, Any]]:
                     "format": fmt.name,
                     "precision": artifact["precision"],
                     "batch": artifact["batch"],
-                    "primary": Path(artifact["file"]).stem == fmt.primary,
+                    "primary": artifact["file"] == fmt.primary + fmt.suffix,
                     "size_bytes": artifact["size_bytes"],
                     "sha256": actual,
                     "local": str(path),
