@@ -9,6 +9,10 @@ STAMP  := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
+# The demo's canary: cus_acme's devices whose bucket is under weight x 100 (of 10,000).
+DEMO_CANARY_WEIGHT := 50
+DEMO_KEYS := .modelyard/keys
+
 .PHONY: demo test install lint typecheck importlint pytest bench clean-demo
 
 demo: $(STAMP)
@@ -27,17 +31,28 @@ demo: $(STAMP)
 	$(BIN)/modelyard export show models/export
 	$(BIN)/modelyard gate show
 	$(BIN)/modelyard model show
-	$(BIN)/modelyard promote demo-policy-detect candidate --to canary --actor demo
+	$(BIN)/modelyard keys signing init --exist-ok
+	$(BIN)/modelyard promote demo-policy-detect candidate --to canary --actor demo \
+		--weight $(DEMO_CANARY_WEIGHT) --targeting '{"customer_ids": ["cus_acme"]}'
 	$(BIN)/modelyard bundles show demo-policy/canary
 	$(BIN)/modelyard lineage demo-policy/canary --rows 3
+	$(BIN)/modelyard keys create --customer cus_acme --save $(DEMO_KEYS)/cus_acme.key --exist-ok
+	$(BIN)/modelyard keys create --customer cus_beta --save $(DEMO_KEYS)/cus_beta.key --exist-ok
+	@echo "simulated devices of two customers fetch, verify and report on their bundle:"
+	$(BIN)/modelyard device simulate --policy demo-policy --devices 24 --start-server \
+		--base-url http://127.0.0.1:0 --cache .modelyard/devices \
+		--api-key cus_acme=@$(DEMO_KEYS)/cus_acme.key --api-key cus_beta=@$(DEMO_KEYS)/cus_beta.key
 	@echo
-	@echo "done: the demo model is the active canary bundle of demo-policy."
+	@echo "done: the demo model is the active canary bundle of demo-policy (cus_acme's devices,"
+	@echo "  $(DEMO_CANARY_WEIGHT)% of them by bucket); the others get no bundle until a production one exists."
+	@echo "  the device API:                     $(BIN)/modelyard serve  (http://127.0.0.1:8000/docs)"
 	@echo "  the bundle row and its audit log:  $(BIN)/modelyard bundles list; $(BIN)/modelyard bundles history"
 	@echo "  from the bundle to the sample rows: $(BIN)/modelyard lineage demo-policy/canary"
 	@echo "  its files in the bucket:            .modelyard/storage/verify-ai-models/demo-policy/"
 	@echo "  the model card: reports/model_card.md; plots: dvc plots show (reports/evaluate/)"
 	@echo "  runs and the registered model with its canary alias, in the MLflow UI: $(BIN)/modelyard ui  (http://127.0.0.1:5000)"
-	@echo "  next: $(BIN)/modelyard rollout demo-policy --tier production --weight 100"
+	@echo "  next: $(BIN)/modelyard rollout demo-policy --tier production --weight 100, then the"
+	@echo "  device simulate line above again: every device gets the production bundle"
 
 test: $(STAMP) lint typecheck importlint pytest
 
@@ -67,6 +82,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dataset_scale.py
 	$(BIN)/python bench/tracking_overhead.py
 	$(BIN)/python bench/export_latency.py
+	$(BIN)/python bench/serve.py
 
 clean-demo:
 	rm -rf data reports

@@ -4,13 +4,19 @@ when the server starts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -104,12 +110,20 @@ def keys_create(
     save: Annotated[
         Path | None, typer.Option(help="Also write the key to this file (mode 0600).")
     ] = None,
+    exist_ok: Annotated[
+        bool, typer.Option(help="Keep the key in --save if it is live for this customer.")
+    ] = False,
 ) -> None:
     """Create an API key. It is shown once; only its sha256 is stored."""
     from modelyard.serving import auth
 
     secret = auth.new_secret()
     with migrate.current_session(Settings.from_env()) as conn:
+        if exist_ok and save is not None and save.is_file():
+            kept = api_keys.by_hash(conn, auth.key_hash(save.read_text(encoding="utf-8").strip()))
+            if kept and kept["customer_id"] == customer and kept["revoked_at"] is None:
+                _console().print(f"API key {kept['key_prefix']}... for {customer} kept: {save}")
+                return
         row = api_keys.insert(
             conn, customer_id=customer, key_hash=auth.key_hash(secret),
             key_prefix=auth.shown_prefix(secret), scopes=[s.strip() for s in scopes.split(",")],
@@ -206,6 +220,9 @@ def device_simulate(
         ".modelyard/devices"
     ),
     shift: Annotated[int, typer.Option(help="Move per-image telemetry this many bins up.")] = 0,
+    start_server: Annotated[
+        bool, typer.Option(help="Start `modelyard serve` on --base-url's port, stop it after.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Results as JSON.")] = False,
 ) -> None:
     """Run simulated devices: fetch their bundle, verify it, send a telemetry window."""
@@ -213,17 +230,51 @@ def device_simulate(
     from modelyard.sdk import simulate
 
     keys = dict(_customer_key(item) for item in api_key)
-    fleet = simulate.Fleet(
-        base_url=base_url, api_keys=keys, policy_id=policy, cache_root=cache, shift=shift,
-        public_key=public_key or signing.public_path(Settings.from_env().signing_key),
-    )  # fmt: skip
-    results = simulate.run(fleet, devices, datetime.now(UTC))
+    with _server(base_url) if start_server else contextlib.nullcontext(base_url) as url:
+        fleet = simulate.Fleet(
+            base_url=url, api_keys=keys, policy_id=policy, cache_root=cache, shift=shift,
+            public_key=public_key or signing.public_path(Settings.from_env().signing_key),
+        )  # fmt: skip
+        results = simulate.run(fleet, devices, datetime.now(UTC))
     if as_json:
         print(json.dumps([r.__dict__ for r in results], indent=2))  # noqa: T201
     else:
         _print_fleet(results)
     if all(r.error for r in results):
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _server(base_url: str) -> Iterator[str]:
+    """`modelyard serve` in a process group of its own for the length of the block, on
+    --base-url's host and port (port 0: a free one); yields its URL."""
+    import httpx
+
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    if not port:
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
+    base_url = f"http://{host}:{port}"
+    command = [sys.executable, "-m", "modelyard", "serve", "--host", host, "--port", str(port)]
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base_url}/healthz", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise ConfigError(f"`modelyard serve` did not come up at {base_url}") from None
+                time.sleep(0.2)
+        _console().print(f"server up at {base_url} (pid {proc.pid})")
+        yield base_url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        _console().print("server stopped")
 
 
 def _customer_key(item: str) -> tuple[str, str]:
@@ -246,4 +297,10 @@ def _print_fleet(results: list[DeviceResult]) -> None:
             f"v{r.bundle_version}" if r.bundle_version else "-", str(r.files_verified),
             f"{r.bytes / 1e6:.1f}", r.telemetry, r.error or "",
         )  # fmt: skip
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    held: dict[str, int] = {}
+    for r in results:
+        label = f"{r.tier} v{r.bundle_version}" if r.tier else "no bundle"
+        held[label] = held.get(label, 0) + 1
+    console.print(", ".join(f"{n} {label}" for label, n in sorted(held.items())))

@@ -233,11 +233,15 @@ class ModelManager:
         name = f"{manifest['policy_id']}-v{manifest['bundle_version']}-{manifest['bundle_id'][:8]}"
         staging = self.cache_dir / "bundles" / f".{name}.staging"
         shutil.rmtree(staging, ignore_errors=True)
+        held = self._held()
         for item in wanted:
-            part = self._fetch(item, progress)
             target = staging / "files" / item["name"]
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(part, target)
+            if item["sha256"] in held:  # the same bytes in the bundle held now: not fetched
+                shutil.copyfile(held[item["sha256"]], target)
+                if _sha256(target) == item["sha256"]:
+                    continue
+            os.replace(self._fetch(item, progress), target)
         (staging / "manifest.json").write_text(update.latest["manifest"], encoding="utf-8")
         (staging / "manifest.sig").write_text(update.latest["signature"], encoding="ascii")
         (staging / "latest.json").write_text(json.dumps(update.latest), encoding="utf-8")
@@ -257,6 +261,15 @@ class ModelManager:
             raise DeliveryError(f"{final}: swapped in but not readable")
         self._prune()
         return installed
+
+    def _held(self) -> dict[str, Path]:
+        """The files of the bundles on the device, by sha256."""
+        out: dict[str, Path] = {}
+        for bundle in (self.previous(), self.current()):
+            if bundle is not None:
+                signed = {a["name"]: a["sha256"] for a in bundle.manifest["artifacts"]}
+                out |= {signed[name]: path for name, path in bundle.files.items()}
+        return out
 
     def _wanted(self, latest: dict[str, Any]) -> list[dict[str, Any]]:
         """The primary model of each format offered, and every support file."""
