@@ -309,3 +309,26 @@ def test_telemetry_needs_its_scope_and_a_bounded_body(client: httpx.Client, worl
                            | {"Content-Type": "application/json"})  # fmt: skip
     assert response.status_code == 413
     assert response.json()["error"] == "too_large"
+
+
+def test_raising_the_canary_weight_keeps_every_device_that_was_in(
+    client: httpx.Client, world: World
+) -> None:
+    devices = [f"raise-{i}" for i in range(2_000)]
+
+    def canary() -> set[str]:
+        return {
+            d for d in devices if latest(client, world, d).headers["x-modelyard-tier"] == "canary"
+        }
+
+    before = canary()
+    bundle_id = world.published.ids["canary"]
+    targeting = {"customer_ids": ["cus_acme"]}
+    fleet.activate(world.conn, world.key, bundle_id, tier="canary", weight=50, targeting=targeting)
+    try:
+        after = canary()
+    finally:
+        fleet.activate(world.conn, world.key, bundle_id, tier="canary", weight=10,
+                       targeting=targeting)  # fmt: skip
+    assert before <= after
+    assert abs(len(after) / len(devices) * 100 - 50) <= 3.5  # 2,000 devices: wider than 1.5
