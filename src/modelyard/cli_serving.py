@@ -277,6 +277,13 @@ def _server(base_url: str) -> Iterator[str]:
         _console().print("server stopped")
 
 
+def _short(error: str | None, device_id: str) -> str:
+    """An SDK error as a table cell: without the request line and the device's own id."""
+    if error is None:
+        return ""
+    return error.split(": ", 1)[-1].replace(f"no bundle for device {device_id}: ", "")
+
+
 def _customer_key(item: str) -> tuple[str, str]:
     customer, sep, key = item.partition("=")
     if not sep or not customer or not key:
@@ -295,7 +302,7 @@ def _print_fleet(results: list[DeviceResult]) -> None:
         table.add_row(
             r.device_id, r.customer_id, r.platform, r.tier or "-",
             f"v{r.bundle_version}" if r.bundle_version else "-", str(r.files_verified),
-            f"{r.bytes / 1e6:.1f}", r.telemetry, r.error or "",
+            f"{r.bytes / 1e6:.1f}", r.telemetry, _short(r.error, r.device_id),
         )  # fmt: skip
     console = _console()
     console.print(table)

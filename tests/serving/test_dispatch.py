@@ -89,4 +89,4 @@ def test_a_device_outside_every_tier_gets_reasons() -> None:
     choice = dispatch.choose(Tier(10, {"customer_ids": ["x"]}), None, device())
     assert choice.bundle is None
     assert any("customer_id" in r for r in choice.reasons)
-    assert any("no active production" in r for r in choice.reasons)
+    assert any("production: no active bundle" in r for r in choice.reasons)

@@ -74,6 +74,25 @@ def test_download_verifies_every_file_and_swaps_it_in(world: World, tmp_path: Pa
     assert state["highest"] == {"canary": 2}
 
 
+def test_a_relative_cache_folder_works_and_can_move(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    m = ModelManager(
+        world.url, world.keys["acme"], Path("cache"), policy_id=POLICY,
+        device_id=device_in(canary=False), platform="linux", public_key=world.public_key,
+    )  # fmt: skip
+    assert m.download().bundle_version == 1
+    (tmp_path / "cache").rename(tmp_path / "moved")
+    moved = ModelManager(
+        world.url, world.keys["acme"], tmp_path / "moved", policy_id=POLICY,
+        device_id=device_in(canary=False), platform="linux", public_key=world.public_key,
+    )  # fmt: skip
+    current = moved.current()
+    assert current is not None and current.bundle_version == 1
+    current.verify()
+
+
 def test_a_download_resumes_from_the_partial_file(world: World, tmp_path: Path) -> None:
     bundle_id = world.published.ids["production"]
     data = world.published.files[bundle_id]["onnx/model.onnx"]

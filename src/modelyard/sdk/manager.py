@@ -108,7 +108,7 @@ class ModelManager:
         attributes: Mapping[str, str] | None = None, client: httpx.Client | None = None,
         timeout: float = 30.0,
     ) -> None:  # fmt: skip
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(cache_dir).absolute()
         self.policy_id, self.device_id, self.platform = policy_id, device_id, platform
         self.query = {
             "policy_id": policy_id, "device_id": device_id, "platform": platform,
@@ -403,5 +403,5 @@ def _relink(link: Path, target: Path) -> None:
     tmp = link.with_name(f".{link.name}.{os.getpid()}.{threading.get_ident()}")
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
-    tmp.symlink_to(target)
+    tmp.symlink_to(os.path.relpath(target, link.parent))  # the cache folder may move
     os.replace(tmp, link)

@@ -136,7 +136,7 @@ def choose(canary: Any | None, production: Any | None, device: Device) -> Choice
             return Choice(bundle=production, tier="production", bucket=b, reasons=tuple(reasons))
         reasons.append(f"production: {why}")
     else:
-        reasons.append("production: the policy has no active production bundle")
+        reasons.append("production: no active bundle")
     return Choice(bundle=None, tier=None, bucket=b, reasons=tuple(reasons))
 
 
