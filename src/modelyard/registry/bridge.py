@@ -334,14 +334,14 @@ def _activate(
         "via": holder.via, "from_tier": moved_from,
     }  # fmt: skip
     _event(bridge, bundle, "reweighted" if reweighted else "activated", details)
-    if bridge.signing is not None and not reweighted:
-        activated = bundles.get(conn, str(bundle["id"]))
-        rollback = bridge.cause == "rollback"
-        _sign(bridge, bridge.signing, activated, f"activated {holder.tier}", rollback, report)
     report.changes.append(
         f"{_label(bundle)}: {'re-weighted' if reweighted else 'activated'} {holder.tier} "
         f"weight {holder.weight}"
     )
+    if bridge.signing is not None and not reweighted:
+        activated = bundles.get(conn, str(bundle["id"]))
+        rollback = bridge.cause == "rollback"
+        _sign(bridge, bridge.signing, activated, f"activated {holder.tier}", rollback, report)
 
 
 def _still_holds(bridge: Bridge, bundle: dict[str, Any], tier: str) -> bool:

@@ -18,9 +18,10 @@ import logging
 import math
 import re
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -126,12 +127,20 @@ class Service:
     pool: Pool
     store: ObjectStore
     params: ServeParams
-    catalog: Catalog
-    keys: Keys
-    limiter: RateLimiter
-    _checked: dict[str, tuple[int, str]]  # storage path -> (size, version) whose sha256 held
-    _others: dict[uuid.UUID, tuple[float, Served | None]]  # inactive bundles, by id
-    _lock: threading.Lock
+    catalog: Catalog = field(init=False)
+    keys: Keys = field(init=False)
+    limiter: RateLimiter = field(init=False)
+    # storage path -> (size, version) of the stored object whose sha256 was checked
+    _checked: dict[str, tuple[int, str]] = field(init=False, default_factory=dict)
+    _others: dict[uuid.UUID, tuple[float, Served | None]] = field(  # inactive bundles, by id
+        init=False, default_factory=dict
+    )
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.catalog = Catalog(self.load_active, self.params.cache_ttl_s)
+        self.keys = Keys(self.find_key, self.params.cache_ttl_s)
+        self.limiter = RateLimiter(self.params.rate_limit_per_s, self.params.rate_limit_burst)
 
     def load_active(self) -> list[dict[str, Any]]:
         with self.pool.connection() as conn:
@@ -146,8 +155,6 @@ class Service:
         found = self.catalog.active(bundle_id)
         if found is not None:
             return found
-        import time
-
         hit = self._others.get(bundle_id)
         if hit is not None and time.monotonic() - hit[0] < self.params.cache_ttl_s:
             return hit[1]
@@ -171,14 +178,7 @@ class Service:
 
 def create_app(database_url: str, store: ObjectStore, params: ServeParams) -> FastAPI:
     pool = Pool(database_url)
-    service = Service(
-        pool=pool, store=store, params=params, catalog=Catalog(lambda: [], params.cache_ttl_s),
-        keys=Keys(lambda _: None, params.cache_ttl_s),
-        limiter=RateLimiter(params.rate_limit_per_s, params.rate_limit_burst),
-        _checked={}, _others={}, _lock=threading.Lock(),
-    )  # fmt: skip
-    service.catalog = Catalog(service.load_active, params.cache_ttl_s)
-    service.keys = Keys(service.find_key, params.cache_ttl_s)
+    service = Service(pool=pool, store=store, params=params)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -219,9 +219,9 @@ def _handlers(app: FastAPI, max_bytes: int) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
-        reason = f"{field}: {first['msg']}" if field else str(first["msg"])
-        return Problem(422, "invalid_request", reason, field=field).response()
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+        reason = f"{where}: {first['msg']}" if where else str(first["msg"])
+        return Problem(422, "invalid_request", reason, field=where).response()
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
@@ -395,8 +395,8 @@ def _routes(app: FastAPI, service: Service) -> None:
         try:
             window = to_window(payload, bundle, key, service.params, datetime.now(UTC))
         except TelemetryError as exc:
-            field = str(exc).split(":", 1)[0].split(" ", 1)[0]
-            raise Problem(422, "invalid_telemetry", str(exc), field=field) from exc
+            where = str(exc).split(":", 1)[0].split(" ", 1)[0]
+            raise Problem(422, "invalid_telemetry", str(exc), field=where) from exc
 
         def store() -> tuple[str, int]:
             with service.pool.connection() as conn:
