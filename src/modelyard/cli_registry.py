@@ -293,6 +293,12 @@ def bundles_show(
             else ""
         )
         + f"\n  targeting: {json.dumps(row['targeting'])}\n  git sha: {row['git_sha']}"
+        + (
+            f"\n  manifest: signed by key {row['signing_key_id']}, expires "
+            f"{row['manifest_expires_at']:%Y-%m-%d %H:%M}"
+            if row["manifest"]
+            else "\n  manifest: not signed (devices are not served it)"
+        )
     )
     table = Table(title="artifacts")
     for column in ("path", "role", "format", "precision", "bytes", "sha256", "storage path"):
