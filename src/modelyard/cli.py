@@ -15,7 +15,14 @@ from rich.columns import Columns
 from rich.console import Console
 from rich.table import Table
 
-from modelyard import cli_evaluation, cli_export, cli_registry, cli_serving, cli_training
+from modelyard import (
+    cli_evaluation,
+    cli_export,
+    cli_monitoring,
+    cli_registry,
+    cli_serving,
+    cli_training,
+)
 from modelyard.config import Settings
 from modelyard.datasets import inspect as inspect_mod
 from modelyard.datasets.ingest import IngestReport, read_source, run_ingest
@@ -68,6 +75,7 @@ app.command("lineage")(cli_registry.lineage)
 app.command("serve")(cli_serving.serve)
 app.add_typer(cli_serving.keys_app, name="keys")
 app.add_typer(cli_serving.device_app, name="device")
+app.add_typer(cli_monitoring.drift_app, name="drift")
 
 # Exit status of an ingest that kept the good records but rejected some.
 EXIT_REJECTED = 3

@@ -4,30 +4,28 @@ only when a command needs them."""
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import os
-import sys
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from modelyard.cli_common import POLICY_ASTS
+from modelyard.cli_common import bridge as _bridge
+from modelyard.cli_common import console as _console
+from modelyard.cli_common import database as _database
 from modelyard.config import Settings
-from modelyard.db import bundles, migrate, stores
+from modelyard.db import bundles, stores
 from modelyard.db.connection import Connection
 from modelyard.errors import ConfigError
 from modelyard.storage import ObjectStore
 from modelyard.tracking import ARTIFACT_ROOT, Tracker
 
 if TYPE_CHECKING:
-    from modelyard.registry.bridge import Bridge, SyncReport
-    from modelyard.signing import SigningKey
+    from modelyard.registry.bridge import SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -38,50 +36,12 @@ bundles_app = typer.Typer(
     help="Bundles devices are served from, and their audit log.", no_args_is_help=True
 )
 
-POLICY_ASTS = Path("config/policy_asts")
 EXIT_REFUSED = 4  # a sync that refused or failed a version (the others were done)
 
 ActorOption = Annotated[
     str | None, typer.Option(help="Who acts, for the audit log (default: the login name).")
 ]
 AstOption = Annotated[Path, typer.Option(help="Folder of <policy_id>.json policy ASTs.")]
-
-
-def _console() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 160)
-
-
-def _database() -> AbstractContextManager[Connection]:
-    return migrate.current_session(Settings.from_env())
-
-
-@contextmanager
-def _bridge(actor: str | None, cause: str, policy_asts: Path = POLICY_ASTS) -> Iterator[Bridge]:
-    from modelyard.registry.bridge import Bridge
-
-    settings = Settings.from_env()
-    tracker = Tracker(stores.mlflow_tracking_uri(settings), ARTIFACT_ROOT).ready()
-    with _database() as conn:
-        yield Bridge(
-            conn=conn, client=tracker.client, store=ObjectStore(settings.storage_url),
-            policy_asts=policy_asts, actor=actor or _login(), cause=cause,
-            signing=_signing_key(settings),
-        )  # fmt: skip
-
-
-def _signing_key(settings: Settings) -> SigningKey | None:
-    """The bundle signing key where one is configured; without it bundles are activated
-    unsigned and the device API holds them back (the bridge says so)."""
-    from modelyard.signing import load_private
-
-    return load_private(settings.signing_key) if settings.signing_key.is_file() else None
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER", "unknown")
 
 
 def _report(report: SyncReport) -> None:

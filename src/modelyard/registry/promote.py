@@ -21,8 +21,10 @@ from modelyard.db import bundles
 from modelyard.db.bundles import TIERS
 from modelyard.errors import ConfigError, GateError, NotFoundError, RegistryError, StateError
 from modelyard.evaluation import gates
+from modelyard.monitoring import job
 from modelyard.registry.aliases import set_alias
 from modelyard.registry.bridge import (
+    DEFAULT_WEIGHT,
     TAG_FORCE_REASON,
     TAG_FORCED_BY,
     Bridge,
@@ -110,9 +112,44 @@ def promote(bridge: Bridge, name: str, ref: str, release: Release) -> SyncReport
         log.warning(
             "%s v%s: gate %s, promoted by force: %s", name, version, status, release.force_reason
         )
+    _refuse_if_held(bridge, bundles.for_model_version(bridge.conn, name, version), release)
     with _aliases_locked(bridge, name):
         _set_tier(client, name, version, release)
     return sync_model(bridge, name, SyncReport(), only=(version,))
+
+
+def _refuse_if_held(bridge: Bridge, bundle: dict[str, Any] | None, release: Release) -> None:
+    """Auto-hold: while the latest drift window of an active canary is an alarm, it goes to
+    no wider audience (production, or a higher weight)."""
+    if bundle is None or not bundle["is_active"] or bundle["bundle_tier"] != "canary":
+        return
+    weight = release.weight if release.weight is not None else DEFAULT_WEIGHT[release.tier]
+    if release.tier == "canary" and weight <= (bundle["weight"] or 0):
+        return
+    held = job.hold(bridge.conn, bundle["id"])
+    if held is None:
+        return
+    features = held["stats"].get("features", {})
+    alarms = (
+        ", ".join(
+            f"{k} PSI {v['psi']:.3f} > {v['bound']:.3f} (n={v['n']})"
+            for k, v in features.items()
+            if v["state"] == "alarm"
+        )
+        or "class mix"
+    )
+    window = f"{held['window_start']:%Y-%m-%d %H:%M} - {held['window_end']:%H:%M}"
+    label = f"{bundle['policy_id']}/v{bundle['bundle_version']}"
+    bundles.add_event(
+        bridge.conn, bundle["id"], "rollout_refused", bridge.actor,
+        {"tier": release.tier, "weight": weight, "reason": "drift alarm", "window": window,
+         "cause": bridge.cause},
+    )  # fmt: skip
+    raise StateError(
+        f"{label} is held: its drift window {window} is an alarm ({alarms}); a held canary "
+        f"goes to no wider audience. `modelyard drift show {label}` has the evidence; the "
+        "hold lifts when a later window is not an alarm"
+    )
 
 
 def rollout(
@@ -136,6 +173,7 @@ def rollout(
             f"bundle {bundle['policy_id']}/v{bundle['bundle_version']} is not of policy {policy_id}"
         )
     name, version = bundle["mlflow_model_name"], bundle["mlflow_model_version"]
+    _refuse_if_held(bridge, bundle, release)
     with _aliases_locked(bridge, name):
         _set_tier(bridge.client, name, version, release)
     return sync_model(bridge, name, SyncReport(), only=(version,))
