@@ -50,6 +50,7 @@ def world(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             ("beta", "cus_beta", ["models:read", "telemetry:write"]),
             ("readonly", "cus_acme", ["models:read"]),
             ("telemetry_only", "cus_acme", ["telemetry:write"]),
+            ("operator", "cus_acme", ["drift:read"]),
         ):
             keys[label], ids[label] = fleet.api_key(conn, customer, scopes)
         params = ServeParams(cache_ttl_s=0, rate_limit_per_s=100_000, rate_limit_burst=100_000,

@@ -332,3 +332,25 @@ def test_raising_the_canary_weight_keeps_every_device_that_was_in(
                        targeting=targeting)  # fmt: skip
     assert before <= after
     assert abs(len(after) / len(devices) * 100 - 50) <= 3.5  # 2,000 devices: wider than 1.5
+
+
+def test_drift_state_of_a_bundle(client: httpx.Client, world: World) -> None:
+    from datetime import UTC, datetime
+
+    from modelyard.monitoring import job
+    from modelyard.monitoring.drift import DriftParams
+
+    bundle_id = world.published.ids["production"]
+    start = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    body = window(world, "drift-1") | {"window_start": start.isoformat(),
+                                       "window_end": "2026-12-01T11:00:00+00:00"}  # fmt: skip
+    client.post("/api/v1/telemetry", json=body, headers=auth(world))
+    job.run(world.conn, start, start.replace(hour=11), DriftParams(), "tests")
+    path = f"/api/v1/bundles/{bundle_id}/drift"
+    assert client.get(path, headers=auth(world)).status_code == 403  # no drift:read
+    answer = client.get(path, headers=auth(world, "operator"))
+    assert answer.status_code == 200, answer.text
+    latest_window = answer.json()["windows"][0]
+    assert latest_window["window_start"] == start.isoformat()
+    assert latest_window["state"] == "insufficient"  # a handful of images is not "ok"
+    assert latest_window["features"]["brightness"]["n"] >= 5

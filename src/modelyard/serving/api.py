@@ -5,6 +5,7 @@
          &customer_id=&formats=&<targeting attribute>=]        models:read
     GET  /api/v1/bundles/{bundle_id}/artifacts/{name}           models:read
     POST /api/v1/telemetry                                      telemetry:write
+    GET  /api/v1/bundles/{bundle_id}/drift                      drift:read
 
 Keys come as ``Authorization: Bearer <key>`` (or ``X-API-Key``). Every error is a JSON
 object ``{"error", "reason"}`` (``field`` too where one parameter is wrong).
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard.db import api_keys, bundles
+from modelyard.db import drift as drift_db
 from modelyard.db import telemetry as telemetry_db
 from modelyard.db.pool import Pool
 from modelyard.errors import IntegrityError, ModelyardError, NotFoundError, TelemetryError
@@ -106,6 +108,23 @@ class LatestOut(BaseModel):
     key_id: str
     manifest_expires_at: str
     telemetry: TelemetrySpec
+
+
+class DriftWindow(BaseModel):
+    window_start: str
+    window_end: str
+    state: str  # ok | warn | alarm | insufficient | no-reference
+    drift_score: float | None
+    sample_count: int
+    features: dict[str, dict[str, Any]]
+    class_mix: dict[str, Any] | None
+
+
+class DriftOut(BaseModel):
+    bundle_id: str
+    label: str
+    state: str  # the latest window's, or no-windows
+    windows: list[DriftWindow]
 
 
 class ErrorOut(BaseModel):
@@ -374,6 +393,39 @@ def _routes(app: FastAPI, service: Service) -> None:
             raise Problem(404, "not_found", f"{bundle.label} has no artifact '{name}': {names}")
         size = await asyncio.to_thread(service.checked_size, item)
         return _file_response(request, service.store, item, size)
+
+    @app.get(
+        "/api/v1/bundles/{bundle_id}/drift",
+        tags=["operators"],
+        response_model=DriftOut,
+        responses=ERRORS,
+    )
+    async def bundle_drift(
+        request: Request, bundle_id: uuid.UUID,
+        last: Annotated[int, Query(ge=1, le=720)] = 24,
+    ) -> DriftOut:  # fmt: skip
+        """The drift state the monitor computed for a bundle: its latest windows, newest
+        first, each with its state, drift score and every feature's PSI and bound."""
+        key = await _authorize(request, service, "drift:read")
+        bundle = await asyncio.to_thread(service.bundle, bundle_id)
+        if bundle is None or not dispatch.customer_visible(bundle.targeting, key.customer_id):
+            raise Problem(404, "not_found", f"no bundle {bundle_id} for this key")
+
+        def rows() -> list[dict[str, Any]]:
+            with service.pool.connection() as conn:
+                return drift_db.live_rows(conn, bundle_id, last)
+
+        windows = [
+            DriftWindow(
+                window_start=r["window_start"].isoformat(), window_end=r["window_end"].isoformat(),
+                state=r["stats"].get("state", "unknown"), drift_score=r["drift_score"],
+                sample_count=r["sample_count"], features=r["stats"].get("features", {}),
+                class_mix=r["stats"].get("class_mix"),
+            )
+            for r in await asyncio.to_thread(rows)
+        ]  # fmt: skip
+        state = windows[0].state if windows else "no-windows"
+        return DriftOut(bundle_id=str(bundle_id), label=bundle.label, state=state, windows=windows)
 
     @app.post(
         "/api/v1/telemetry",
