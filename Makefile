@@ -12,6 +12,9 @@ export DVC_NO_ANALYTICS := 1
 # The demo's canary: cus_acme's devices whose bucket is under weight x 100 (of 10,000).
 DEMO_CANARY_WEIGHT := 50
 DEMO_KEYS := .modelyard/keys
+DEMO_DEVICES = --policy demo-policy --devices 24 --start-server --base-url http://127.0.0.1:0 \
+	--cache .modelyard/devices \
+	--api-key cus_acme=@$(DEMO_KEYS)/cus_acme.key --api-key cus_beta=@$(DEMO_KEYS)/cus_beta.key
 
 .PHONY: demo test install lint typecheck importlint pytest bench clean-demo
 
@@ -38,10 +41,16 @@ demo: $(STAMP)
 	$(BIN)/modelyard lineage demo-policy/canary --rows 3
 	$(BIN)/modelyard keys create --customer cus_acme --save $(DEMO_KEYS)/cus_acme.key --exist-ok
 	$(BIN)/modelyard keys create --customer cus_beta --save $(DEMO_KEYS)/cus_beta.key --exist-ok
-	@echo "simulated devices of two customers fetch, verify and report on their bundle:"
-	$(BIN)/modelyard device simulate --policy demo-policy --devices 24 --start-server \
-		--base-url http://127.0.0.1:0 --cache .modelyard/devices \
-		--api-key cus_acme=@$(DEMO_KEYS)/cus_acme.key --api-key cus_beta=@$(DEMO_KEYS)/cus_beta.key
+	@echo "simulated devices of two customers fetch, verify and report on their bundle (the hour before last):"
+	$(BIN)/modelyard device simulate $(DEMO_DEVICES) --hours-ago 1
+	@echo "the same devices report the last hour, with darker images:"
+	$(BIN)/modelyard device simulate $(DEMO_DEVICES) --shift brightness=-3 --summary
+	@echo "drift, hour by hour, against the reference captured at promotion:"
+	$(BIN)/modelyard drift run --hours-ago 1
+	$(BIN)/modelyard drift run
+	$(BIN)/modelyard drift show demo-policy/canary --last 2
+	@echo "the held canary goes no further (this refusal is expected):"
+	-$(BIN)/modelyard rollout demo-policy --tier production --weight 100
 	@echo
 	@echo "done: the demo model is the active canary bundle of demo-policy (cus_acme's devices,"
 	@echo "  $(DEMO_CANARY_WEIGHT)% of them by bucket); the others get no bundle until a production one exists."
@@ -51,8 +60,9 @@ demo: $(STAMP)
 	@echo "  its files in the bucket:            .modelyard/storage/verify-ai-models/demo-policy/"
 	@echo "  the model card: reports/model_card.md; plots: dvc plots show (reports/evaluate/)"
 	@echo "  runs and the registered model with its canary alias, in the MLflow UI: $(BIN)/modelyard ui  (http://127.0.0.1:5000)"
-	@echo "  next: $(BIN)/modelyard rollout demo-policy --tier production --weight 100, then the"
-	@echo "  device simulate line above again: every device gets the production bundle"
+	@echo "  its drift, and why it is held:      $(BIN)/modelyard drift show demo-policy/canary"
+	@echo "  next: once a later hour is not an alarm (device simulate, then drift run), the hold"
+	@echo "  lifts: $(BIN)/modelyard rollout demo-policy --tier production --weight 100"
 
 test: $(STAMP) lint typecheck importlint pytest
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +30,9 @@ def drift_run(
     at: Annotated[
         str | None, typer.Option(help="Judge the last whole window before this ISO time.")
     ] = None,
+    hours_ago: Annotated[
+        int, typer.Option(help="Judge the window before the hour this many hours ago.")
+    ] = 0,
     params: Annotated[Path, typer.Option(help="params.yaml with a `drift` section.")] = Path(
         "params.yaml"
     ),
@@ -41,6 +44,7 @@ def drift_run(
     when = datetime.fromisoformat(at) if at else datetime.now(UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
+    when -= timedelta(hours=hours_ago)
     start, end = job.window_ending_before(when, job.parse_window(window))
     with _database() as conn:
         results = job.run(conn, start, end, settings, actor)

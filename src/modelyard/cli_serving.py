@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
@@ -219,11 +219,18 @@ def device_simulate(
     cache: Annotated[Path, typer.Option(help="Folder of the devices' caches.")] = Path(
         ".modelyard/devices"
     ),
-    shift: Annotated[int, typer.Option(help="Move per-image telemetry this many bins up.")] = 0,
+    shift: Annotated[
+        list[str] | None,
+        typer.Option(help="FEATURE=K: move that feature K bins (brightness=-3: darker)."),
+    ] = None,
+    hours_ago: Annotated[
+        int, typer.Option(help="Report the whole hour that ended this many hours ago.")
+    ] = 0,
     start_server: Annotated[
         bool, typer.Option(help="Start `modelyard serve` on --base-url's port, stop it after.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Results as JSON.")] = False,
+    summary: Annotated[bool, typer.Option(help="Print the counts line only.")] = False,
 ) -> None:
     """Run simulated devices: fetch their bundle, verify it, send a telemetry window."""
     from modelyard import signing
@@ -232,14 +239,16 @@ def device_simulate(
     keys = dict(_customer_key(item) for item in api_key)
     with _server(base_url) if start_server else contextlib.nullcontext(base_url) as url:
         fleet = simulate.Fleet(
-            base_url=url, api_keys=keys, policy_id=policy, cache_root=cache, shift=shift,
+            base_url=url, api_keys=keys, policy_id=policy, cache_root=cache,
+            shifts=dict(_shift(item) for item in shift or []),
             public_key=public_key or signing.public_path(Settings.from_env().signing_key),
         )  # fmt: skip
-        results = simulate.run(fleet, devices, datetime.now(UTC))
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        results = simulate.run(fleet, devices, hour - timedelta(hours=hours_ago))
     if as_json:
         print(json.dumps([r.__dict__ for r in results], indent=2))  # noqa: T201
     else:
-        _print_fleet(results)
+        _print_fleet(results, table=not summary)
     if all(r.error for r in results):
         raise typer.Exit(1)
 
@@ -284,6 +293,14 @@ def _short(error: str | None, device_id: str) -> str:
     return error.split(": ", 1)[-1].replace(f"no bundle for device {device_id}: ", "")
 
 
+def _shift(item: str) -> tuple[str, int]:
+    name, _, bins = item.partition("=")
+    try:
+        return name, int(bins)
+    except ValueError:
+        raise ConfigError(f"--shift {item!r}: expected FEATURE=BINS, e.g. brightness=-3") from None
+
+
 def _customer_key(item: str) -> tuple[str, str]:
     customer, sep, key = item.partition("=")
     if not sep or not customer or not key:
@@ -293,21 +310,28 @@ def _customer_key(item: str) -> tuple[str, str]:
     return customer, key
 
 
-def _print_fleet(results: list[DeviceResult]) -> None:
-    table = Table(title=f"{len(results)} simulated devices")
+def _print_fleet(results: list[DeviceResult], table: bool = True) -> None:
+    grid = Table(title=f"{len(results)} simulated devices")
     for column in ("device", "customer", "platform", "tier", "bundle", "files verified",
                    "MB", "telemetry", "error"):  # fmt: skip
-        table.add_column(column)
+        grid.add_column(column)
     for r in results:
-        table.add_row(
+        grid.add_row(
             r.device_id, r.customer_id, r.platform, r.tier or "-",
             f"v{r.bundle_version}" if r.bundle_version else "-", str(r.files_verified),
             f"{r.bytes / 1e6:.1f}", r.telemetry, _short(r.error, r.device_id),
         )  # fmt: skip
     console = _console()
-    console.print(table)
+    if table:
+        console.print(grid)
     held: dict[str, int] = {}
     for r in results:
         label = f"{r.tier} v{r.bundle_version}" if r.tier else "no bundle"
         held[label] = held.get(label, 0) + 1
-    console.print(", ".join(f"{n} {label}" for label, n in sorted(held.items())))
+    sent: dict[str, int] = {}
+    for r in results:
+        if r.tier:
+            sent[r.telemetry] = sent.get(r.telemetry, 0) + 1
+    windows = ", ".join(f"{n} {status}" for status, n in sorted(sent.items())) or "none"
+    devices = ", ".join(f"{n} {label}" for label, n in sorted(held.items()))
+    console.print(f"devices: {devices}; telemetry windows: {windows}")

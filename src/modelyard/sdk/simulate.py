@@ -1,13 +1,14 @@
 """Simulated devices: each one a ModelManager with a cache folder of its own, which checks for
 its bundle, downloads and verifies it, and reports one telemetry window drawn from the
-bundle's reference counts (``shift`` moves every per-image feature that many bins up, for
-drift experiments). What ``modelyard device simulate`` and the demo run."""
+bundle's reference counts (``shifts`` moves a feature that many bins, up or down, for drift
+experiments: ``{"brightness": -3}`` is a darker hour). What ``modelyard device simulate``
+and the demo run."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ class Fleet:
     cache_root: Path
     platforms: Sequence[str] = PLATFORMS
     images_per_window: int = 50
-    shift: int = 0
+    shifts: Mapping[str, int] = field(default_factory=dict)  # feature -> bins (+ up, - down)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,8 +104,7 @@ def _window(
         reference = feature["reference_counts"]
         per_image = name in spec["per_image"]
         total = n if per_image else round(n * sum(reference) / max(1, _images(spec)))
-        shift = fleet.shift if per_image else 0
-        features[name] = _draw(rng, feature["edges"], reference, total, shift)
+        features[name] = _draw(rng, feature["edges"], reference, total, fleet.shifts.get(name, 0))
     return telemetry.window(
         device_id=device_id, bundle_id=bundle_id, start=end - timedelta(hours=1), end=end,
         sample_count=n, features=features, spec=spec,
@@ -120,7 +120,9 @@ def _images(spec: dict[str, Any]) -> int:
 def _draw(
     rng: random.Random, edges: list[float], reference: list[int], total: int, shift: int
 ) -> list[float]:
-    weights = [c + 0.5 for c in reference]  # every bin possible, as on a real device
-    picks = rng.choices(range(len(weights)), weights=weights, k=total)
-    last = len(weights) - 1
-    return [(edges[min(last, p + shift)] + edges[min(last, p + shift) + 1]) / 2 for p in picks]
+    if not any(reference):
+        return []
+    picks = rng.choices(range(len(reference)), weights=reference, k=total)
+    last = len(reference) - 1
+    moved = [min(last, max(0, p + shift)) for p in picks]
+    return [(edges[b] + edges[b + 1]) / 2 for b in moved]
