@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -77,23 +78,39 @@ def bundle_labels(
     return {r["id"]: r for r in rows}
 
 
-def store_live(
-    conn: Connection, bundle_id: uuid.UUID, start: datetime, end: datetime,
-    stats: dict[str, Any], sample_count: int, drift_score: float | None,
-) -> bool:  # fmt: skip
-    """Write the window's live row, or replace it (a re-run, or late telemetry). True when
-    the row is new."""
-    row = conn.execute(
-        "INSERT INTO verify_ai_model_reference_stats (bundle_id, snapshot_type, stats, "
-        "sample_count, drift_score, window_start, window_end) "
-        "VALUES (%s, 'live', %s, %s, %s, %s, %s) "
-        "ON CONFLICT (bundle_id, window_start, window_end) WHERE snapshot_type = 'live' "
-        "DO UPDATE SET stats = EXCLUDED.stats, sample_count = EXCLUDED.sample_count, "
-        "drift_score = EXCLUDED.drift_score, created_at = now() "
-        "RETURNING (xmax = 0) AS inserted",
-        (bundle_id, Jsonb(stats), sample_count, drift_score, start, end),
-    ).fetchone()
-    return bool(row and row["inserted"])
+@dataclass(frozen=True, kw_only=True)
+class LiveRow:
+    bundle_id: uuid.UUID
+    window_start: datetime
+    window_end: datetime
+    stats: dict[str, Any]
+    sample_count: int
+    drift_score: float | None
+
+
+def store_live(conn: Connection, rows: Sequence[LiveRow]) -> None:
+    """Write each window's live row, or replace it (a re-run, or late telemetry), in one
+    pipelined batch."""
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO verify_ai_model_reference_stats (bundle_id, snapshot_type, stats, "
+            "sample_count, drift_score, window_start, window_end) "
+            "VALUES (%s, 'live', %s, %s, %s, %s, %s) "
+            "ON CONFLICT (bundle_id, window_start, window_end) WHERE snapshot_type = 'live' "
+            "DO UPDATE SET stats = EXCLUDED.stats, sample_count = EXCLUDED.sample_count, "
+            "drift_score = EXCLUDED.drift_score, created_at = now()",
+            [
+                (
+                    r.bundle_id,
+                    Jsonb(r.stats),
+                    r.sample_count,
+                    r.drift_score,
+                    r.window_start,
+                    r.window_end,
+                )
+                for r in rows
+            ],
+        )
 
 
 def live_rows(conn: Connection, bundle_id: uuid.UUID, limit: int = 24) -> list[dict[str, Any]]:

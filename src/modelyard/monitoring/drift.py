@@ -30,6 +30,7 @@ no-drift 95th percentile and fires on unchanged data, at n = 50 it misses real s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -106,7 +107,13 @@ def psi(reference: np.ndarray, live: np.ndarray) -> float:
 
 
 def bound(alpha: float, bins: int, n: int, m: int) -> float:
-    return float(sps.chi2.ppf(1 - alpha, max(1, bins - 1)) * (n + m) / (n * m))
+    return critical(alpha, max(1, bins - 1)) * (n + m) / (n * m)
+
+
+@functools.lru_cache(maxsize=4096)
+def critical(alpha: float, df: int) -> float:
+    """The chi-square quantile a run needs for every test at one df (computed once)."""
+    return float(sps.chi2.ppf(1 - alpha, df))
 
 
 def feature(

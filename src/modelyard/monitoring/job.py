@@ -73,18 +73,22 @@ def run(
     tests = sum(_tests(refs[i]["stats"], live.get(i), params) for i in ids if i in refs)
     alphas = drift.corrected(params, tests)
     results = []
+    for bundle_id in ids:
+        result = _judge(bundle_id, labels[bundle_id], refs.get(bundle_id), live.get(bundle_id),
+                        alphas, params)  # fmt: skip
+        result.stats["window"] = {"start": start.isoformat(), "end": end.isoformat()}
+        result.stats["tests"] = tests
+        results.append(result)
+    rows = [
+        drift_db.LiveRow(bundle_id=r.bundle_id, window_start=start, window_end=end,
+                         stats=r.stats, sample_count=r.sample_count, drift_score=r.drift_score)
+        for r in results
+    ]  # fmt: skip
     with conn.transaction():
-        for bundle_id in ids:
-            label = labels[bundle_id]
-            result = _judge(bundle_id, label, refs.get(bundle_id), live.get(bundle_id),
-                            alphas, params)  # fmt: skip
-            result.stats["window"] = {"start": start.isoformat(), "end": end.isoformat()}
-            result.stats["tests"] = tests
-            drift_db.store_live(conn, bundle_id, start, end, result.stats, result.sample_count,
-                                result.drift_score)  # fmt: skip
+        drift_db.store_live(conn, rows)
+        for result in results:
             if result.held:
                 _hold(conn, result, start, end, actor)
-            results.append(result)
     return results
 
 
