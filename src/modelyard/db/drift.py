@@ -30,12 +30,15 @@ def live_counts(
         out[r["bundle_id"]] = {"devices": r["devices"], "windows": r["windows"],
                                "images": int(r["images"]), "bins": {}, "classes": {}}  # fmt: skip
     for r in conn.execute(
+        "SELECT bundle_id, feature, array_agg(bin ORDER BY bin) AS bins, "
+        "array_agg(count ORDER BY bin) AS counts FROM ("
         "SELECT w.bundle_id, b.feature, b.bin, sum(b.count)::bigint AS count "
         "FROM verify_ai_telemetry_bins b JOIN verify_ai_telemetry_windows w ON w.id = b.window_id "
-        "WHERE w.window_start >= %(start)s AND w.window_start < %(end)s GROUP BY 1, 2, 3",
+        "WHERE w.window_start >= %(start)s AND w.window_start < %(end)s GROUP BY 1, 2, 3"
+        ") summed GROUP BY 1, 2",
         window,
     ):
-        out[r["bundle_id"]]["bins"].setdefault(r["feature"], {})[int(r["bin"])] = int(r["count"])
+        out[r["bundle_id"]]["bins"][r["feature"]] = dict(zip(r["bins"], r["counts"], strict=True))
     for r in conn.execute(
         "SELECT w.bundle_id, c.class_name, sum(c.count)::bigint AS count "
         "FROM verify_ai_telemetry_classes c JOIN verify_ai_telemetry_windows w "
