@@ -93,6 +93,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/tracking_overhead.py
 	$(BIN)/python bench/export_latency.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/drift.py
 
 clean-demo:
 	rm -rf data reports

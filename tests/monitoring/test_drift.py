@@ -40,7 +40,7 @@ def brightness(mean: float = 120.0, sd: float = 30.0) -> np.ndarray:
 @pytest.mark.parametrize(("n", "m"), [(50, 200), (500, 200), (5000, 2000), (500, 500)])
 def test_unchanged_data_alarms_at_the_configured_rate(n: int, m: int) -> None:
     rng = np.random.default_rng(n + m)
-    truth, draws, alpha = brightness(), 3000, PARAMS.false_alarm_rate
+    truth, draws, alpha = brightness(), 10_000, PARAMS.false_alarm_rate
     alarms = sum(
         drift.feature("brightness", rng.multinomial(m, truth), rng.multinomial(n, truth),
                       (alpha, PARAMS.warn_rate), PARAMS).state == drift.ALARM
