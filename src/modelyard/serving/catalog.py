@@ -149,10 +149,6 @@ class Catalog:
         self._by_id: dict[uuid.UUID, Served] = {}
         self.loaded_at = float("-inf")
 
-    @property
-    def stale(self) -> bool:
-        return time.monotonic() - self.loaded_at >= self.ttl
-
     def reload(self) -> None:
         rows = list(self._load())
         with self._lock:
