@@ -341,11 +341,11 @@ def test_drift_state_of_a_bundle(client: httpx.Client, world: World) -> None:
     from modelyard.monitoring.drift import DriftParams
 
     bundle_id = world.published.ids["production"]
-    start = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    start = datetime(2026, 12, 1, 14, tzinfo=UTC)  # an hour no other test sends telemetry for
     body = window(world, "drift-1") | {"window_start": start.isoformat(),
-                                       "window_end": "2026-12-01T11:00:00+00:00"}  # fmt: skip
-    client.post("/api/v1/telemetry", json=body, headers=auth(world))
-    job.run(world.conn, start, start.replace(hour=11), DriftParams(), "tests")
+                                       "window_end": "2026-12-01T15:00:00+00:00"}  # fmt: skip
+    assert client.post("/api/v1/telemetry", json=body, headers=auth(world)).status_code == 201
+    job.run(world.conn, start, start.replace(hour=15), DriftParams(), "tests")
     path = f"/api/v1/bundles/{bundle_id}/drift"
     assert client.get(path, headers=auth(world)).status_code == 403  # no drift:read
     answer = client.get(path, headers=auth(world, "operator"))
