@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from modelyard.db.connection import Connection, fetch_one
 
@@ -71,28 +70,3 @@ def store(conn: Connection, window: Window) -> tuple[str, int]:
                 (window_id, list(names), list(totals)),
             )
     return "created", window_id
-
-
-def windows(conn: Connection, bundle_id: uuid.UUID) -> list[dict[str, Any]]:
-    return conn.execute(
-        "SELECT * FROM verify_ai_telemetry_windows WHERE bundle_id = %s "
-        "ORDER BY window_start, device_id",
-        (bundle_id,),
-    ).fetchall()
-
-
-def summed_bins(
-    conn: Connection, bundle_id: uuid.UUID, start: datetime, end: datetime
-) -> dict[str, dict[int, int]]:
-    """Every feature's bins summed over the windows that start in [start, end)."""
-    rows = conn.execute(
-        "SELECT b.feature, b.bin, sum(b.count)::bigint AS count "
-        "FROM verify_ai_telemetry_bins b JOIN verify_ai_telemetry_windows w ON w.id = b.window_id "
-        "WHERE w.bundle_id = %s AND w.window_start >= %s AND w.window_start < %s "
-        "GROUP BY b.feature, b.bin ORDER BY b.feature, b.bin",
-        (bundle_id, start, end),
-    ).fetchall()
-    out: dict[str, dict[int, int]] = {}
-    for r in rows:
-        out.setdefault(r["feature"], {})[int(r["bin"])] = int(r["count"])
-    return out
