@@ -75,6 +75,7 @@ app.command("lineage")(cli_registry.lineage)
 app.command("serve")(cli_serving.serve)
 app.add_typer(cli_serving.keys_app, name="keys")
 app.add_typer(cli_serving.device_app, name="device")
+app.command("score")(cli_monitoring.score)
 app.add_typer(cli_monitoring.drift_app, name="drift")
 
 # Exit status of an ingest that kept the good records but rejected some.

@@ -168,3 +168,70 @@ def review_apply(
     )
     for reason in done.rejected:
         console.print(f"  rejected: {reason}")
+
+
+@review_app.command("cycle")
+def review_cycle(
+    bundle: Annotated[str, typer.Option(help="POLICY/vN, POLICY/TIER (canary, production) or id.")],
+    top: Annotated[int, typer.Option(help="The largest disagreements to list.")] = 20,
+    near: Annotated[int, typer.Option(help="Random images scored near the threshold.")] = 10,
+    drifted: Annotated[int, typer.Option(help="Random images of warn/alarm windows.")] = 10,
+    band: Annotated[
+        float | None,
+        typer.Option(help="Half-width of 'near the threshold' (default 0.3 rating, 0.1 else)."),
+    ] = None,
+    by: Annotated[str, typer.Option(help="Comma-separated metadata keys to slice by.")] = ",".join(
+        ("phase", "scenario", "stream", "road_type", "split", "captured_day")
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the random samples.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for the report and review set.")] = Path(
+        "reports"
+    ),
+) -> None:
+    """Compare a released model version's scored outputs (`modelyard score`) with the human
+    labels: disagreement by slice, metrics against the last version, and a review set
+    (disagreements, near-threshold and drifted-window images) for `review apply`."""
+    from modelyard.cli_common import database
+    from modelyard.monitoring import review_cycle as cycle
+    from modelyard.monitoring.scoring import resolve
+
+    params = cycle.CycleParams(
+        top=top, near=near, drifted=drifted, band=band, seed=seed,
+        keys=tuple(k.strip() for k in by.split(",") if k.strip()),
+    )  # fmt: skip
+    with database() as conn:
+        done = cycle.run(conn, resolve(conn, bundle), params, out)
+    report = done.report
+    console = _console()
+    against = report["against"]
+    verdict = (f"against {against['model_version']}: [bold]{against['verdict']}[/]"
+               if against else "the policy's first cycle")  # fmt: skip
+    console.print(
+        f"{report['model_version']}: {report['labelled']} labelled samples, disagreement rate "
+        f"{report['metrics']['disagreement_rate']['value']:.3f}; {verdict}"
+    )
+    table = Table(title="metrics")
+    for column in ("metric", "value", "± se", "previous", "verdict"):
+        table.add_column(column)
+    compared = (against or {}).get("metrics", {})
+    for name, m in report["metrics"].items():
+        c = compared.get(name, {})
+        table.add_row(
+            name, _number(m["value"]), _number(m["se"]), _number(c.get("previous")),
+            c.get("verdict", ""),
+        )  # fmt: skip
+    console.print(table)
+    worst = sorted((s for s in report["slices"] if not s["small"]),
+                   key=lambda s: -s["metrics"]["disagreement_rate"])[:5]  # fmt: skip
+    for s in worst:
+        console.print(f"  {s['key']}={s['value']}: disagreement "
+                      f"{s['metrics']['disagreement_rate']:.3f} (n={s['samples']})")  # fmt: skip
+    review = report["review_set"]
+    console.print(
+        f"review set: {review['rows']} images {review['by_reason']} in {review['path']}; "
+        f"report {done.json_path} and {done.markdown}"
+    )
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else f"{value:.4g}"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from modelyard.monitoring.reference import BINS, histogram, image_qualities
+from modelyard.monitoring.reference import BINS, histogram
+from modelyard.sdk.imaging import qualities as image_qualities
 
 
 def test_histogram_uses_fixed_edges_and_keeps_outliers_in_the_end_bins() -> None:

@@ -74,8 +74,8 @@ def bundle_labels(
     conn: Connection, bundle_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, Any]]:
     rows = conn.execute(
-        "SELECT id, policy_id, bundle_version, bundle_tier, is_active FROM verify_ai_model_bundles "
-        "WHERE id = ANY(%s)",
+        "SELECT id, policy_id, bundle_version, bundle_tier, is_active, gold_eval_results "
+        "FROM verify_ai_model_bundles WHERE id = ANY(%s)",
         (list(bundle_ids),),
     ).fetchall()
     return {r["id"]: r for r in rows}

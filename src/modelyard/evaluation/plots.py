@@ -6,7 +6,8 @@ are logged to the MLflow run) plus the curves' data as CSV for ``dvc plots diff`
 - ``reliability.png`` / ``reliability.csv``: hit rate against score, before and after
   calibration, with the diagonal a calibrated model lies on;
 - ``slices.png``: the headline metric per slice, small slices hatched, counts on the bars;
-- ``buckets.png`` (regressors): mean prediction per 0-5 rating bucket.
+- ``buckets.png`` (regressors): mean prediction per 0-5 rating bucket;
+- ``psi_over_time.png`` (a review cycle): each feature's PSI per drift window.
 """
 
 from __future__ import annotations
@@ -155,6 +156,24 @@ def bucket_plot(buckets: list[dict[str, Any]], path: Path) -> Path:
     )
     ax.set(xlabel="mean label", ylabel="mean prediction", title="Rating buckets (test split)")
     ax.legend()
+    return _save(fig, path)
+
+
+def psi_over_time(windows: list[dict[str, Any]], alarm: str, path: Path) -> Path:
+    """PSI per feature against each drift window's end; windows in state ``alarm`` marked."""
+    from datetime import datetime
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ends = [datetime.fromisoformat(w["end"]) for w in windows]
+    for name in sorted({k for w in windows for k in w["psi"]}):
+        ax.plot(ends, [w["psi"].get(name) for w in windows], marker="o", label=name)
+    for end, w in zip(ends, windows, strict=True):
+        if w["state"] == alarm:
+            ax.axvline(end, color="red", alpha=0.25)
+    ax.set(xlabel="window end", ylabel="PSI", title=f"PSI per feature (red: {alarm} windows)")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
     return _save(fig, path)
 
 

@@ -210,7 +210,7 @@ def _manifest(
         "threads": threads,
         "artifacts": artifacts,
         "tools": tool_versions(),
-    }
+    } | ({"good_threshold": model.good_threshold} if model.task == "regress" else {})
 
 
 def _raise_on_failure(fmt: Format, manifest: dict[str, Any], report: Path) -> None:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from modelyard.db import bundles
+from modelyard.db import bundles, inferences
 from modelyard.db import drift as drift_db
 from modelyard.db.connection import Connection
 from modelyard.errors import ConfigError
-from modelyard.monitoring import drift
+from modelyard.monitoring import drift, estimates, reference
 from modelyard.monitoring.drift import DriftParams
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ def run(
     conn: Connection, start: datetime, end: datetime, params: DriftParams, actor: str
 ) -> list[BundleDrift]:
     """Judge the window [start, end) for every bundle with telemetry in it or active now."""
-    live = drift_db.live_counts(conn, start, end)
+    live = _merged(drift_db.live_counts(conn, start, end),
+                   inferences.window_counts(conn, start, end, reference.BINS))  # fmt: skip
     ids = sorted(set(live) | {b["id"] for b in drift_db.active_bundles(conn)}, key=str)
     labels = drift_db.bundle_labels(conn, ids)
     refs = drift_db.references(conn, ids)
@@ -92,6 +93,26 @@ def run(
     return results
 
 
+def _merged(
+    telemetry: dict[uuid.UUID, dict[str, Any]], scored: dict[uuid.UUID, dict[str, Any]]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Device telemetry and ``modelyard score``'s inferences of the window, summed per bundle
+    (both are binned on the reference's edges)."""
+    out = {k: v | {"inferences": 0} for k, v in telemetry.items()}
+    for bundle_id, part in scored.items():
+        into = out.setdefault(bundle_id, {"devices": 0, "windows": 0, "images": 0, "bins": {},
+                                          "classes": {}, "inferences": 0})  # fmt: skip
+        into["images"] += part["images"]
+        into["inferences"] += part["images"]
+        for feature, counts in part["bins"].items():
+            summed = into["bins"].setdefault(feature, {})
+            for index, count in counts.items():
+                summed[index] = summed.get(index, 0) + count
+        for name, count in part["classes"].items():
+            into["classes"][name] = into["classes"].get(name, 0) + count
+    return out
+
+
 def _tests(stats: dict[str, Any], live: dict[str, Any] | None, params: DriftParams) -> int:
     """How many features (and the class mix) of one bundle have enough values to judge."""
     if live is None:
@@ -110,9 +131,11 @@ def _judge(
 ) -> BundleDrift:  # fmt: skip
     name = f"{label['policy_id']}/v{label['bundle_version']}"
     tier = label["bundle_tier"] if label["is_active"] else None
-    live = live or {"devices": 0, "windows": 0, "images": 0, "bins": {}, "classes": {}}
+    live = live or {"devices": 0, "windows": 0, "images": 0, "bins": {}, "classes": {},
+                    "inferences": 0}  # fmt: skip
     base = {"schema_version": SCHEMA_VERSION, "devices": live["devices"],
-            "telemetry_windows": live["windows"], "correction": "bonferroni",
+            "telemetry_windows": live["windows"], "inferences": live["inferences"],
+            "correction": "bonferroni",
             "alpha": {"alarm": alphas[0], "warn": alphas[1]}}  # fmt: skip
     if ref is None:
         log.warning("%s has no promotion reference statistics: its drift is not judged", name)
@@ -135,7 +158,9 @@ def _judge(
         "state": state,
         "features": {k: f.as_dict() for k, f in features.items()},
         "class_mix": mix,
-    }
+        "estimate": estimates.estimate(str(ref["stats"].get("task")), ref["stats"],
+                                       live["bins"], label.get("gold_eval_results")),
+    }  # fmt: skip
     return BundleDrift(
         bundle_id=bundle_id, label=name, tier=tier, state=state,
         drift_score=max(judged) if judged else None, sample_count=live["images"], stats=stats,

@@ -18,7 +18,6 @@ device (same edges, ``BINS``) compare bin for bin:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,12 +28,10 @@ import numpy as np
 from PIL import Image
 
 from modelyard.errors import EvaluationError
-from modelyard.evaluation.calibration import ScoreCalibration
-from modelyard.export import decode, onnx
 from modelyard.export.manifest import sha256_path
+from modelyard.sdk.scorer import MIN_SCORE, Scorer
 
 SCHEMA_VERSION = 1
-MIN_SCORE = 0.05  # detections below it are the decoder's padding, not predictions
 BINS: dict[str, tuple[float, float, int]] = {  # name -> (low, high, count)
     "score": (0.0, 1.0, 20),
     "confidence": (0.0, 1.0, 20),
@@ -43,7 +40,6 @@ BINS: dict[str, tuple[float, float, int]] = {  # name -> (low, high, count)
     "contrast": (0.0, 128.0, 16),
     "blur": (0.0, 5.0, 20),
 }
-_LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float32)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,24 +71,16 @@ def histogram(name: str, values: Sequence[float] | np.ndarray) -> dict[str, Any]
     }
 
 
-def image_qualities(image: Image.Image) -> tuple[float, float, float]:
-    """(brightness, contrast, blur) of one image, on its luma."""
-    luma = np.asarray(image.convert("L"), dtype=np.float32)
-    padded = np.pad(luma, 1, mode="edge")
-    lap = sum(
-        _LAPLACIAN[i, j] * padded[i : i + luma.shape[0], j : j + luma.shape[1]]
-        for i in range(3)
-        for j in range(3)
-        if _LAPLACIAN[i, j]
-    )
-    return float(luma.mean()), float(luma.std()), float(np.log10(1.0 + np.var(lap)))
-
-
 def capture(
-    bundle: Path, images: Sequence[ReferenceImage], *, threshold: float = 0.5, threads: int = 1
+    bundle: Path,
+    images: Sequence[ReferenceImage],
+    *,
+    threshold: float | None = None,
+    threads: int = 1,
 ) -> ReferenceStats:
     """The reference statistics of the bundle in folder ``bundle`` (its ONNX artifact,
-    ``onnx/manifest.json``, ``calibration.json``) over ``images``."""
+    ``onnx/manifest.json``, ``calibration.json``) over ``images``, at ``threshold`` (by
+    default the scorer's: 0.5, or a rating model's good threshold)."""
     if not images:
         raise EvaluationError("no test-split images to capture reference statistics on")
     manifest_path = bundle / "onnx" / "manifest.json"
@@ -101,12 +89,7 @@ def capture(
             f"{bundle}: no onnx/manifest.json; reference statistics are measured with the ONNX "
             "artifact, so export it (params export.formats) and register again"
         )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    artifact = next(a for a in manifest["artifacts"] if a["batch"] != "dynamic")
-    model_path = bundle / "onnx" / artifact["file"]
-    runner = onnx.open_runtime(model_path, manifest["outputs"], threads)
-    fitted = _calibration(bundle / "calibration.json")
-    classes = list(manifest["classes"])
+    scorer = Scorer.from_export(bundle, threshold=threshold, threads=threads)
     scores: list[float] = []
     top: list[float] = []
     counts: list[float] = []
@@ -114,83 +97,44 @@ def capture(
     labelled: Counter[str] = Counter()
     qualities = []
     for item in images:
-        qualities.append(image_qualities(item.image))
         labelled.update(item.labels)
-        pixels = _pixels(item.image, manifest["input"])
-        outputs = runner(pixels[None])
-        if manifest["task"] == "detect":
-            found = decode.detections(
-                decode.family(manifest["architecture"]),
-                outputs,
-                np.array([[item.image.height, item.image.width]], dtype=np.float32),
-                manifest["input"]["shape"][-1],
-            )[0]
-            raw, labels = found["scores"], found["labels"]
-            keep = raw >= MIN_SCORE
-            raw, labels = raw[keep], labels[keep]
-            sure = fitted.apply(raw, labels, classes) if fitted and len(raw) else raw
-            scores.extend(float(s) for s in sure)
-            top.append(float(sure.max()) if len(sure) else 0.0)
-            counts.append(float(len(sure)))
-            predicted.update(
-                classes[int(c)] for c, s in zip(labels, sure, strict=True) if s >= threshold
-            )
-        else:
-            value = float(decode.values(outputs)[0])
-            sure_value = (
-                float(fitted.apply(np.array([value]), np.array([0]), classes)[0])
-                if fitted and manifest["task"] == "classify"
-                else value
-            )
-            scores.append(sure_value)
-            top.append(max(sure_value, 1 - sure_value) if manifest["task"] == "classify" else 1.0)
-            if manifest["task"] == "classify":
-                predicted["positive" if sure_value >= threshold else "negative"] += 1
+        result = scorer.score([item.image])[0]
+        qualities.append((result.brightness, result.contrast, result.blur))
+        scores.extend(result.scores if scorer.task != "regress" else [result.score])
+        top.append(result.confidence)
+        if result.detections is not None:
+            counts.append(float(result.detections))
+        predicted.update(result.predicted)
     brightness, contrast, blur = (list(q) for q in zip(*qualities, strict=True))
     histograms = {
-        "score": histogram("score", scores) if manifest["task"] != "regress" else None,
+        "score": histogram("score", scores) if scorer.task != "regress" else None,
         "confidence": histogram("confidence", top),
         "brightness": histogram("brightness", brightness),
         "contrast": histogram("contrast", contrast),
         "blur": histogram("blur", blur),
     }
-    if manifest["task"] == "detect":
+    if scorer.task == "detect":
         histograms["detections_per_image"] = histogram("detections_per_image", counts)
-    if manifest["task"] == "regress":
+    if scorer.task == "regress":
         histograms["value"] = {
             "values_mean": float(np.mean(scores)),
             "values_std": float(np.std(scores)),
         }
     stats = {
         "schema_version": SCHEMA_VERSION,
-        "task": manifest["task"],
-        "model": {"file": f"onnx/{artifact['file']}", "sha256": sha256_path(model_path)},
-        "calibrated": fitted is not None,
-        "threshold": threshold,
+        "task": scorer.task,
+        "model": {
+            "file": f"onnx/{scorer.model_file.name}",
+            "sha256": sha256_path(scorer.model_file),
+        },
+        "calibrated": scorer.calibration is not None,
+        "threshold": scorer.threshold,
         "min_score": MIN_SCORE,
         "histograms": {k: v for k, v in histograms.items() if v is not None},
         "class_mix": {"predicted": _shares(predicted), "labelled": _shares(labelled)},
         "sample_ids_sha256": _ids_hash([i.sample_id for i in images]),
     }
     return ReferenceStats(stats=stats, sample_count=len(images))
-
-
-def _pixels(image: Image.Image, spec: dict[str, Any]) -> np.ndarray:
-    """The image as the manifest's input spec says a device feeds it (one item, no batch)."""
-    shape = spec["shape"]
-    layout = spec.get("layout", "NCHW")
-    height, width = (shape[1], shape[2]) if layout == "NHWC" else (shape[2], shape[3])
-    resized = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
-    mean = np.asarray(spec["mean"], dtype=np.float32)
-    std = np.asarray(spec["std"], dtype=np.float32)
-    x: np.ndarray = (np.asarray(resized, dtype=np.float32) * np.float32(spec["scale"]) - mean) / std
-    return x if layout == "NHWC" else x.transpose(2, 0, 1).copy()
-
-
-def _calibration(path: Path) -> ScoreCalibration | None:
-    if not path.is_file():
-        return None
-    return ScoreCalibration.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _shares(counter: Counter[str]) -> dict[str, Any]:

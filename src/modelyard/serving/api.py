@@ -107,6 +107,7 @@ class LatestOut(BaseModel):
     signature: str  # base64 ed25519 over manifest's UTF-8 bytes
     key_id: str
     manifest_expires_at: str
+    threshold: float | None  # the operating point the promotion reference was measured at
     telemetry: TelemetrySpec
 
 
@@ -118,6 +119,7 @@ class DriftWindow(BaseModel):
     sample_count: int
     features: dict[str, dict[str, Any]]
     class_mix: dict[str, Any] | None
+    estimate: dict[str, Any] | None = None  # expected precision/accuracy from calibrated scores
 
 
 class DriftOut(BaseModel):
@@ -420,7 +422,7 @@ def _routes(app: FastAPI, service: Service) -> None:
                 window_start=r["window_start"].isoformat(), window_end=r["window_end"].isoformat(),
                 state=r["stats"].get("state", "unknown"), drift_score=r["drift_score"],
                 sample_count=r["sample_count"], features=r["stats"].get("features", {}),
-                class_mix=r["stats"].get("class_mix"),
+                class_mix=r["stats"].get("class_mix"), estimate=r["stats"].get("estimate"),
             )
             for r in await asyncio.to_thread(rows)
         ]  # fmt: skip

@@ -124,6 +124,7 @@ class Served:
             "signature": row["manifest_signature"],
             "key_id": row["signing_key_id"],
             "manifest_expires_at": row["manifest_expires_at"].isoformat(),
+            "threshold": (row.get("reference") or {}).get("threshold"),
             "telemetry": self.telemetry_spec(),
         }
 
