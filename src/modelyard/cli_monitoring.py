@@ -96,18 +96,34 @@ def drift_run(
         "params.yaml"
     ),
     actor: Annotated[str, typer.Option(help="Who acts, for the audit log.")] = "drift",
+    windows: Annotated[
+        int, typer.Option(help="Judge this many windows up to that one (a backfill), oldest first.")
+    ] = 1,
 ) -> None:
     """Judge one window for every bundle (cron it hourly; running a window again rewrites
-    its one row). An alarm on a canary holds it; drift.auto_rollback withdraws it."""
+    its one row). An alarm on a canary holds it; drift.auto_rollback withdraws it (judged on
+    the latest window of a backfill)."""
+    from modelyard.errors import ConfigError
+
+    if windows < 1:
+        raise ConfigError(f"--windows {windows}: at least 1")
     settings = drift.load(params)
     when = datetime.fromisoformat(at) if at else datetime.now(UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     when -= timedelta(hours=hours_ago)
-    start, end = job.window_ending_before(when, job.parse_window(window))
-    with _database() as conn:
-        results = job.run(conn, start, end, settings, actor)
+    length = job.parse_window(window)
+    start, end = job.window_ending_before(when, length)
+    spans = [(start - k * length, end - k * length) for k in reversed(range(windows))]
+    with _database() as conn, _database() as reader:
+        judged = job.run_windows(conn, spans, settings, actor, reader=reader)
     console = _console()
+    for (first, last), found in list(zip(spans, judged, strict=True))[:-1]:
+        states = {s: sum(r.state == s for r in found) for s in (drift.ALARM, drift.WARN)}
+        console.print(f"drift window {first:%Y-%m-%d %H:%M} - {last:%Y-%m-%d %H:%M} UTC: "
+                      f"{len(found)} bundles, {states[drift.ALARM]} alarm, "
+                      f"{states[drift.WARN]} warn")  # fmt: skip
+    results = judged[-1]
     console.print(f"drift window {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC")
     table = Table()
     for column in ("bundle", "tier", "state", "drift score", "images", "features"):

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats as sps
 
 from modelyard import signing
-from modelyard.db import bundles
+from modelyard.db import bundles, connection
 from modelyard.db import telemetry as telemetry_db
 from modelyard.db.connection import Connection
 from modelyard.errors import StateError
@@ -151,6 +151,33 @@ def test_the_job_alarms_on_a_shifted_window_holds_the_canary_and_is_idempotent(
         rollout(bridge, published.policy_id, Release(tier="canary", weight=50))
     refused = [e for e in bundles.events(conn, bundle_id=canary) if e["event"] == "rollout_refused"]
     assert len(refused) == 2
+
+
+@pytest.mark.postgres
+def test_a_backfill_read_on_a_second_connection_judges_each_window_as_its_own_run(
+    conn: Connection, db_url: str, published: fleet.Published
+) -> None:
+    canary = published.ids["canary"]
+    for d in range(4):
+        for hour, shift in enumerate((0, 3, 0)):
+            send(conn, canary, f"dev-{d}", START + timedelta(hours=hour), shift=shift, n=100,
+                 seed=10 * hour + d)  # fmt: skip
+    spans = [(START + timedelta(hours=h), START + timedelta(hours=h + 1)) for h in range(3)]
+    with connection.connect(db_url) as reader:
+        backfilled = job.run_windows(conn, spans, PARAMS, "t", reader=reader)
+    one_by_one = [job.run(conn, *span, PARAMS, "t") for span in spans]
+    for together, alone in zip(backfilled, one_by_one, strict=True):
+        assert [(r.bundle_id, r.state, r.drift_score, r.stats["tests"]) for r in together] == [
+            (r.bundle_id, r.state, r.drift_score, r.stats["tests"]) for r in alone
+        ]
+    states = [next(r for r in found if r.bundle_id == canary).state for found in backfilled]
+    assert states == [drift.OK, drift.ALARM, drift.OK]
+    rows = conn.execute(
+        "SELECT count(*) AS n FROM verify_ai_model_reference_stats WHERE bundle_id = %s "
+        "AND snapshot_type = 'live'",
+        (canary,),
+    ).fetchone()
+    assert rows is not None and rows["n"] == 3  # the second judging replaced the first
 
 
 @pytest.mark.postgres

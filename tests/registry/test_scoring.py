@@ -125,9 +125,10 @@ def test_a_review_cycle_judges_a_version_against_labels_and_the_last(
             Image.fromarray(dark).save(field / f"{i:03d}-{k}.png")
     release.cli("score", "--bundle", "demo-policy/canary", "--images", str(field), "--cache", cache)
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    release.cli("drift", "run", "--window", "1d", "--at", tomorrow)
-    (live,) = release.rows("SELECT stats FROM verify_ai_model_reference_stats "
-                           "WHERE snapshot_type = 'live'")  # fmt: skip
+    release.cli("drift", "run", "--window", "1d", "--at", tomorrow, "--windows", "2")
+    quiet, live = release.rows("SELECT stats FROM verify_ai_model_reference_stats "
+                               "WHERE snapshot_type = 'live' ORDER BY window_start")  # fmt: skip
+    assert quiet["stats"]["state"] == "insufficient"  # yesterday: nothing scored
     assert live["stats"]["state"] == "alarm"
 
     reports = tmp_path / "reports"
@@ -138,7 +139,7 @@ def test_a_review_cycle_judges_a_version_against_labels_and_the_last(
     assert report["against"] is None  # the policy's first cycle
     rate = report["metrics"]["disagreement_rate"]
     assert rate["n"] == len(tests) and 0 <= rate["value"] <= 1 and rate["se"] is not None
-    assert [w["state"] for w in report["drift"]] == ["alarm"]
+    assert [w["state"] for w in report["drift"]] == ["insufficient", "alarm"]
     assert {s["key"] for s in report["slices"]} >= {"phase", "split", "captured_day"}
     with (reports / "review_cycle_demo-policy_v1" / "review.csv").open() as handle:
         listed = list(csv.DictReader(handle))

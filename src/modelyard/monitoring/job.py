@@ -15,6 +15,8 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,17 +68,62 @@ def run(
     conn: Connection, start: datetime, end: datetime, params: DriftParams, actor: str
 ) -> list[BundleDrift]:
     """Judge the window [start, end) for every bundle with telemetry in it or active now."""
-    live = _merged(drift_db.live_counts(conn, start, end),
+    return run_windows(conn, [(start, end)], params, actor)[0]
+
+
+def run_windows(
+    conn: Connection, windows: Sequence[tuple[datetime, datetime]], params: DriftParams,
+    actor: str, *, reader: Connection | None = None,
+) -> list[list[BundleDrift]]:  # fmt: skip
+    """Judge several windows in order (a backfill), each as its own run (its own
+    correction, its own rows, its own holds). With ``reader``, a second connection, the next
+    window's sums are read in PostgreSQL while this one is judged in Python."""
+    known = _Bundles(conn)
+    out = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_live, reader, *windows[0]) if reader and windows else None
+        for k, (start, end) in enumerate(windows):
+            live = pending.result() if pending else _live(conn, start, end)
+            if reader and k + 1 < len(windows):
+                pending = pool.submit(_live, reader, *windows[k + 1])
+            out.append(_window(conn, known, start, end, live, params, actor))
+    return out
+
+
+def _live(conn: Connection, start: datetime, end: datetime) -> dict[uuid.UUID, dict[str, Any]]:
+    return _merged(drift_db.live_counts(conn, start, end),
                    inferences.window_counts(conn, start, end, reference.BINS))  # fmt: skip
-    ids = sorted(set(live) | {b["id"] for b in drift_db.active_bundles(conn)}, key=str)
-    labels = drift_db.bundle_labels(conn, ids)
-    refs = drift_db.references(conn, ids)
+
+
+class _Bundles:
+    """Bundle labels and promotion references, read once for every window of a run."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.active = [b["id"] for b in drift_db.active_bundles(conn)]
+        self.labels: dict[uuid.UUID, dict[str, Any]] = {}
+        self.refs: dict[uuid.UUID, dict[str, Any]] = {}
+
+    def load(self, ids: Sequence[uuid.UUID]) -> None:
+        missing = [i for i in ids if i not in self.labels]
+        if missing:
+            self.labels.update(drift_db.bundle_labels(self.conn, missing))
+            self.refs.update(drift_db.references(self.conn, missing))
+
+
+def _window(
+    conn: Connection, known: _Bundles, start: datetime, end: datetime,
+    live: dict[uuid.UUID, dict[str, Any]], params: DriftParams, actor: str,
+) -> list[BundleDrift]:  # fmt: skip
+    ids = sorted(set(live) | set(known.active), key=str)
+    known.load(ids)
+    refs = known.refs
     tests = sum(_tests(refs[i]["stats"], live.get(i), params) for i in ids if i in refs)
     alphas = drift.corrected(params, tests)
     results = []
     for bundle_id in ids:
-        result = _judge(bundle_id, labels[bundle_id], refs.get(bundle_id), live.get(bundle_id),
-                        alphas, params)  # fmt: skip
+        result = _judge(bundle_id, known.labels[bundle_id], refs.get(bundle_id),
+                        live.get(bundle_id), alphas, params)  # fmt: skip
         result.stats["window"] = {"start": start.isoformat(), "end": end.isoformat()}
         result.stats["tests"] = tests
         results.append(result)
