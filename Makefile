@@ -51,6 +51,10 @@ demo: $(STAMP)
 	$(BIN)/modelyard drift show demo-policy/canary --last 2
 	@echo "the held canary goes no further (this refusal is expected):"
 	-$(BIN)/modelyard rollout demo-policy --tier production --weight 100
+	@echo "the canary scores the test split through the SDK's Scorer (its ONNX model, calibration, threshold):"
+	$(BIN)/modelyard score --bundle demo-policy/canary --dataset demo --split test
+	@echo "a review cycle: the scored outputs against the labels, and the images to look at again:"
+	$(BIN)/modelyard review cycle --bundle demo-policy/canary --top 10 --near 5 --drifted 5
 	@echo
 	@echo "done: the demo model is the active canary bundle of demo-policy (cus_acme's devices,"
 	@echo "  $(DEMO_CANARY_WEIGHT)% of them by bucket); the others get no bundle until a production one exists."
@@ -61,6 +65,7 @@ demo: $(STAMP)
 	@echo "  the model card: reports/model_card.md; plots: dvc plots show (reports/evaluate/)"
 	@echo "  runs and the registered model with its canary alias, in the MLflow UI: $(BIN)/modelyard ui  (http://127.0.0.1:5000)"
 	@echo "  its drift, and why it is held:      $(BIN)/modelyard drift show demo-policy/canary"
+	@echo "  the review cycle's report and set:  reports/review_cycle_demo-policy_v1.md, reports/review_cycle_demo-policy_v1/review.csv"
 	@echo "  next: once a later hour is not an alarm (device simulate, then drift run), the hold"
 	@echo "  lifts: $(BIN)/modelyard rollout demo-policy --tier production --weight 100"
 
