@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from modelyard.export import decode, tflite
 from modelyard.export.manifest import sha256_path
+from modelyard.sdk import imaging
+from modelyard.sdk.scorer import MIN_SCORE, Scorer
 from tests.export.conftest import Trained, params_file, run_stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -42,6 +48,8 @@ def test_tflite_variants_match_pytorch(
     assert by_precision["fp16"]["size_bytes"] < 0.6 * by_precision["fp32"]["size_bytes"]
     assert by_precision["int8"]["size_bytes"] < 0.6 * by_precision["fp32"]["size_bytes"]
 
+    _the_sdk_scorer_reads_it_as_the_export_runs_it(tmp_path, manifest)
+
     int8 = by_precision["int8"]
     assert int8["int8_scheme"] == scheme
     layers = _layer_input_types(tmp_path / "tflite" / int8["file"])
@@ -49,6 +57,31 @@ def test_tflite_variants_match_pytorch(
     # every layer's weights are int8; its input is int8 only where ranges were calibrated
     assert {weights for _, weights in layers} == {"int8"}
     assert {data for data, _ in layers} == {"int8" if scheme == "static" else "float32"}
+
+
+def _the_sdk_scorer_reads_it_as_the_export_runs_it(folder: Path, manifest: dict[str, Any]) -> None:
+    """The SDK's Scorer on the fp32 TFLite (its NHWC pixels, its numpy decoding) gives what
+    the export's own runtime and decoder give on the same image."""
+    scorer = Scorer.from_export(folder, fmt="tflite")
+    fp32 = next(a for a in manifest["artifacts"] if a["precision"] == "fp32")
+    assert scorer.model_file.name == fp32["file"]
+    runner = tflite.open_runtime(folder / "tflite" / fp32["file"], manifest["outputs"], 1)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        image = Image.fromarray(rng.integers(0, 255, (72, 96, 3), dtype=np.uint8))
+        (ours,) = scorer.score([image])
+        nchw = imaging.pixels(image, manifest["input"]).transpose(2, 0, 1)[None]
+        outputs = runner(nchw)
+        if manifest["task"] != "detect":
+            assert ours.raw_score == pytest.approx(float(decode.values(outputs)[0]), abs=1e-6)
+            continue
+        (theirs,) = decode.detections(decode.family(manifest["architecture"]), outputs,
+                                      np.array([[72, 96]], np.float32),
+                                      manifest["input"]["shape"][1])  # fmt: skip
+        keep = theirs["scores"] >= MIN_SCORE
+        assert ours.detections == int(keep.sum())
+        got = np.sort([b.raw_score for b in ours.boxes])
+        np.testing.assert_allclose(got, np.sort(theirs["scores"][keep]), atol=1e-5)
 
 
 def _layer_input_types(path: Path) -> list[tuple[str, str]]:

@@ -1,5 +1,7 @@
-"""The device SDK: fetch, verify and swap in bundles; send telemetry. No server imports."""
+"""The device SDK: fetch, verify and swap in bundles; score images with one; send telemetry.
+No server imports."""
 
 from modelyard.sdk.manager import DownloadMode, LocalBundle, ModelManager, Update
+from modelyard.sdk.scorer import Box, Score, Scorer
 
-__all__ = ["DownloadMode", "LocalBundle", "ModelManager", "Update"]
+__all__ = ["Box", "DownloadMode", "LocalBundle", "ModelManager", "Score", "Scorer", "Update"]

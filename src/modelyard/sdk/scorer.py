@@ -116,7 +116,8 @@ class Scorer:
         bundle: what the promotion reference is measured with. Its fixed-batch artifact."""
         scorer = cls.__new__(cls)
         spec = _read(Path(folder) / fmt / "manifest.json")
-        artifact = next(a for a in spec["artifacts"] if a["batch"] != "dynamic")
+        fixed = [a for a in spec["artifacts"] if a.get("batch") != "dynamic"]
+        artifact = next((a for a in fixed if a.get("precision", "fp32") == "fp32"), fixed[0])
         scorer.path = Path(folder)
         scorer._load(Path(folder), Path(folder) / fmt / artifact["file"], fmt, threshold, threads)
         scorer.bundle_id = ""
@@ -138,6 +139,8 @@ class Scorer:
         default = self.spec.get("good_threshold", DEFAULT_THRESHOLD)  # a rating's, or 0.5
         self.threshold = float(threshold if threshold is not None else default)
         self._run = _open(fmt, model, self.spec["outputs"], threads)
+        shape, layout = self.spec["input"]["shape"], self.spec["input"].get("layout", "NCHW")
+        self._side = int(shape[2] if layout == "NHWC" else shape[3])  # the square input's width
 
     def score(self, images: Iterable[Image.Image], batch_size: int = 8) -> list[Score]:
         """One result per image, in order, ``batch_size`` images to a model call (the
@@ -185,7 +188,7 @@ class Scorer:
         if self.spec["architecture"].startswith("rt-detr"):
             found = imaging.rtdetr(outputs[0][0], outputs[1][0], size)
         else:
-            found = imaging.yolo(outputs[0][0], size, self.spec["input"]["shape"][-1])
+            found = imaging.yolo(outputs[0][0], size, self._side)
         keep = found["scores"] >= MIN_SCORE
         raw, labels, xyxy = found["scores"][keep], found["labels"][keep], found["boxes"][keep]
         sure = imaging.calibrate(self.calibration, raw, labels, self.classes)
