@@ -147,8 +147,8 @@ def test_a_review_cycle_judges_a_version_against_labels_and_the_last(
     assert reasons.count("drifted") == 4 and reasons.count("disagreement") <= 5
     assert any(r["image_path"].startswith(str(field)) for r in listed if r["reason"] == "drifted")
     disagreements = [r for r in listed if r["reason"] == "disagreement"]
-    labels = {t["image_path"]: t for t in release.rows(
-        "SELECT image_path, annotations FROM verify_ai_ml_samples WHERE split = 'test'")}  # fmt: skip
+    stored = release.rows("SELECT image_path, annotations FROM verify_ai_ml_samples")
+    labels = {t["image_path"]: t for t in stored}
     for r in disagreements:  # each names its sample's labelled boxes as they are stored
         assert json.loads(r["label"]) == labels[r["image_path"]]["annotations"]["objects"]
     markdown = (reports / "review_cycle_demo-policy_v1.md").read_text()
