@@ -4,6 +4,7 @@ hourly drift job and its verdicts."""
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -115,7 +116,7 @@ def drift_run(
     length = job.parse_window(window)
     start, end = job.window_ending_before(when, length)
     spans = [(start - k * length, end - k * length) for k in reversed(range(windows))]
-    with _database() as conn, _database() as reader:
+    with _database() as conn, _database() if windows > 1 else nullcontext() as reader:
         judged = job.run_windows(conn, spans, settings, actor, reader=reader)
     console = _console()
     for (first, last), found in list(zip(spans, judged, strict=True))[:-1]:

@@ -25,15 +25,15 @@ import numpy as np
 
 from modelyard.errors import ConfigError
 from modelyard.evaluation.detection import box_iou, match
+from modelyard.evaluation.review_file import COLUMNS, write
 from modelyard.evaluation.run import predict
 from modelyard.export import samples, source
 from modelyard.export.runtime import torch_runner
 from modelyard.export.samples import SamplePaths
 from modelyard.export.source import ExportModel
-from modelyard.files import write_json
 
-COLUMNS = ("sample_id", "image_path", "split", "reason", "score", "field", "label",
-           "prediction", "corrected_label", "note")  # fmt: skip
+__all__ = ["COLUMNS", "REASONS", "ReviewParams", "build", "pick", "write"]
+
 REASONS = ("disagreement", "unsure")
 
 
@@ -83,24 +83,6 @@ def pick(candidates: list[dict[str, Any]], params: ReviewParams) -> list[dict[st
     chosen += [near[i] | {"reason": "unsure", "score": round(near[i]["closeness"], 4)}
                for i in sorted(drawn)]  # fmt: skip
     return chosen
-
-
-def write(rows: list[dict[str, Any]], folder: Path) -> tuple[Path, Path]:
-    """``review.csv`` (one row per image, ``corrected_label`` empty) and ``review.json``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    table = folder / "review.csv"
-    with table.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({
-                **{k: row.get(k, "") for k in COLUMNS},
-                "label": json.dumps(row["label"]), "prediction": json.dumps(row["prediction"]),
-                "corrected_label": "", "note": "",
-            })  # fmt: skip
-    full = folder / "review.json"
-    write_json(full, {"rows": rows})
-    return table, full
 
 
 def _manifest(snapshot: Path, split: str) -> dict[str, dict[str, str]]:

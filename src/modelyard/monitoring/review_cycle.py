@@ -22,11 +22,9 @@ history ``modelyard score`` writes) against the human labels of the same images.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +36,15 @@ from modelyard.db.connection import Connection
 from modelyard.errors import ConfigError, NotFoundError
 from modelyard.evaluation import plots, slices
 from modelyard.evaluation.detection import box_iou, match
-from modelyard.evaluation.review import write as write_review
+from modelyard.evaluation.review_file import write as write_review
 from modelyard.files import write_json
 from modelyard.monitoring import drift
 
 KEYS = ("phase", "scenario", "stream", "road_type", "split", "captured_day")
 LOWER_IS_BETTER = frozenset({"disagreement_rate", "mae"})
 DRIFTED = (drift.WARN, drift.ALARM)
+REASONS = ("disagreement", "near_threshold", "drifted")
+FIELDS = {"detect": "annotations", "classify": "is_compliant", "regress": "label_value"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,9 +92,10 @@ def run(conn: Connection, bundle: dict[str, Any], params: CycleParams, out: Path
             f"{model_version}: none of its {len(rows)} scored samples has a label to compare"
         )
     metrics = measure(task, judged)
-    windows = _drifted_windows(conn, bundle["id"], params.windows)
     live = drift_db.live_rows(conn, bundle["id"], params.windows)
-    window_rows = review_cycles.in_windows(conn, bundle["id"], [w[:2] for w in windows])
+    flagged = [(r["window_start"], r["window_end"]) for r in live
+               if r["stats"].get("state") in DRIFTED]  # fmt: skip
+    window_rows = review_cycles.in_windows(conn, bundle["id"], flagged)
     drifted = [_drifted_item(task, r, threshold, band) for r in window_rows]
     chosen = [_listed(c) for c in pick(judged, drifted, params)]
     records = [{"metadata": _slice_metadata(j), "group_key": j["group_key"]} for j in judged]
@@ -136,9 +137,6 @@ def run(conn: Connection, bundle: dict[str, Any], params: CycleParams, out: Path
     return Cycle(report=report, json_path=json_path, markdown=markdown, review_csv=review_csv)
 
 
-REASONS = ("disagreement", "near_threshold", "drifted")
-
-
 def judge(
     task: str, row: Mapping[str, Any], threshold: float, band: float
 ) -> dict[str, Any] | None:
@@ -175,11 +173,7 @@ def judge(
             "fp": int(decided and not truth_decision),
             "fn": int(truth_decision and not decided),
         },
-        "error": abs(score - value),
     }
-
-
-FIELDS = {"detect": "annotations", "classify": "is_compliant", "regress": "label_value"}
 
 
 def _boxes(
@@ -216,7 +210,6 @@ def _boxes(
         "disagrees": extra + missed > 0,
         "closeness": min(gaps) if gaps else None,
         "counts": {"tp": tp, "fp": len(kept) - tp, "fn": missed},
-        "error": None,
     }
 
 
@@ -230,7 +223,7 @@ def measure(task: str, judged: Sequence[Mapping[str, Any]]) -> dict[str, dict[st
     if task != "detect":
         out["accuracy"] = _share(n - sum(j["disagrees"] for j in judged), n)
     if task == "regress":
-        errors = np.array([j["error"] for j in judged], dtype=np.float64)
+        errors = np.array([j["disagreement"] for j in judged], dtype=np.float64)
         se = float(errors.std(ddof=1) / math.sqrt(n)) if n > 1 else None
         out["mae"] = {"value": float(errors.mean()), "se": se, "n": n}
     return out
@@ -370,9 +363,6 @@ def summary(report: Mapping[str, Any]) -> str:
 
 def _task(bundle: Mapping[str, Any]) -> str:
     task = (bundle.get("reference") or {}).get("task")
-    if task is None:
-        manifest = bundle.get("manifest")
-        task = (json.loads(manifest) if isinstance(manifest, str) else manifest or {}).get("task")
     if task not in FIELDS:
         raise NotFoundError(
             f"{bundle['policy_id']}/v{bundle['bundle_version']}: its task is not recorded (no "
@@ -396,16 +386,6 @@ def _slice_metadata(j: Mapping[str, Any]) -> dict[str, Any]:
     captured = j["metadata"].get("captured_at")
     day = str(captured)[:10] if captured else j["scored_at"].date().isoformat()
     return {**j["metadata"], "split": j["split"], "captured_day": day}
-
-
-def _drifted_windows(
-    conn: Connection, bundle_id: Any, limit: int
-) -> list[tuple[datetime, datetime, str]]:
-    return [
-        (r["window_start"], r["window_end"], r["stats"].get("state"))
-        for r in drift_db.live_rows(conn, bundle_id, limit)
-        if r["stats"].get("state") in DRIFTED
-    ]
 
 
 def _drifted_item(

@@ -11,7 +11,6 @@ batch is written in one transaction.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import logging
@@ -28,10 +27,12 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from modelyard.db import bundles, inferences
+from modelyard.db import drift as drift_db
 from modelyard.db import samples as samples_db
 from modelyard.db.connection import Connection
 from modelyard.db.datasets import Dataset
 from modelyard.errors import NotFoundError, StorageError
+from modelyard.export.manifest import sha256_path
 from modelyard.sdk.scorer import Score, Scorer
 from modelyard.storage import ObjectStore, sha256_bytes
 
@@ -81,9 +82,8 @@ def resolve(conn: Connection, ref: str) -> dict[str, Any]:
     if tier in ("canary", "production") and row is None:
         raise NotFoundError(f"--bundle {ref}: {policy} has no active {tier} bundle")
     row = row or bundles.get(conn, ref)
-    promotion = [r for r in bundles.reference_stats(conn, row["id"])
-                 if r["snapshot_type"] == "promotion"]  # fmt: skip
-    return row | {"reference": promotion[0]["stats"] if promotion else None}
+    promotion = drift_db.references(conn, [row["id"]]).get(row["id"])
+    return row | {"reference": promotion["stats"] if promotion else None}
 
 
 def fetch(store: ObjectStore, bundle: dict[str, Any], cache: Path, fmt: str) -> Path:
@@ -105,7 +105,7 @@ def fetch(store: ObjectStore, bundle: dict[str, Any], cache: Path, fmt: str) -> 
             f"(it has {', '.join(formats)}); choose one with --format"
         )
     if (folder / "latest.json").is_file() and all(
-        _sha256_file(folder / "files" / a["path"]) == a["sha256"] for a in wanted
+        _intact(folder / "files" / a["path"], a["sha256"]) for a in wanted
     ):
         return folder
     staging = cache / f".{bundle['id']}.staging"
@@ -229,11 +229,5 @@ def _reference(bundle: dict[str, Any]) -> dict[str, Any]:
     return stats if isinstance(stats, dict) else {}
 
 
-def _sha256_file(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _intact(path: Path, sha256: str) -> bool:
+    return path.is_file() and sha256_path(path) == sha256
