@@ -16,7 +16,7 @@ DEMO_DEVICES = --policy demo-policy --devices 24 --start-server --base-url http:
 	--cache .modelyard/devices \
 	--api-key cus_acme=@$(DEMO_KEYS)/cus_acme.key --api-key cus_beta=@$(DEMO_KEYS)/cus_beta.key
 
-.PHONY: demo test install lint typecheck importlint pytest bench clean-demo
+.PHONY: demo predictor-demo test install lint typecheck importlint pytest bench clean-demo
 
 demo: $(STAMP)
 	$(BIN)/modelyard db up
@@ -68,6 +68,18 @@ demo: $(STAMP)
 	@echo "  the review cycle's report and set:  reports/review_cycle_demo-policy_v1.md, reports/review_cycle_demo-policy_v1/review.csv"
 	@echo "  next: once a later hour is not an alarm (device simulate, then drift run), the hold"
 	@echo "  lifts: $(BIN)/modelyard rollout demo-policy --tier production --weight 100"
+
+# The quality predictor on a generated corpus of three codecs: one learnable (PASS), one noisy
+# (FAIL), one with four sources (insufficient-sources). Not every codec passes, so the run
+# exits 2: that is what this corpus is built to show.
+predictor-demo: $(STAMP)
+	$(BIN)/modelyard db up
+	$(BIN)/modelyard predictor corpus --out data/predictor/corpus.jsonl
+	CORPUS=data/predictor/corpus.jsonl MODELYARD=$(BIN)/modelyard \
+		bash scripts/run_predictor_training.sh; status=$$?; \
+		echo "exit status $$status (2: not every codec passed, as this corpus is built to show)"; \
+		test $$status -eq 2
+	@echo "cards: models/predictor/predictor_<codec>_card.md; report: reports/predictor/report.json"
 
 test: $(STAMP) lint typecheck importlint pytest
 

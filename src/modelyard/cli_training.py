@@ -107,3 +107,113 @@ def tune(
         f"study {outcome.study}: {outcome.trials} trials in all; best {outcome.best_value} "
         f"with {outcome.best_params} -> {best}"
     )
+
+
+predictor_app = typer.Typer(
+    help="The per-codec VMAF predictor: canonical-6 corpora, LOSO gate, ONNX, cards.",
+    no_args_is_help=True,
+)
+
+
+@predictor_app.command("train")
+def predictor_train(
+    codec: Annotated[
+        list[str] | None, typer.Option(help="Only this codec (repeatable); default: every one.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Epochs per fit (default: predictor.epochs).")
+    ] = None,
+    report_out: Annotated[
+        Path | None, typer.Option(help="report.json path (default: predictor.reports).")
+    ] = None,
+    synthetic_smoke: Annotated[
+        bool, typer.Option(help="Run end to end on generated rows; never PASS.")
+    ] = False,
+    params: Annotated[Path, typer.Option(help="Params file.")] = Path("params.yaml"),
+    gates: Annotated[Path, typer.Option(help="Acceptance gates.")] = Path("acceptance_gates.yaml"),
+) -> None:
+    """LOSO-train and gate a predictor per codec of the corpus CORPUS or CORPUS_ROOTS name;
+    retrain passing codecs on every row and write their ONNX; cards and report.json.
+    Exit 0 only when every codec passes (2: some did not)."""
+    import sys
+
+    from modelyard import stages  # torch and the rest: only when a command runs
+    from modelyard.evaluation.predictor.run import PredictorRequest
+    from modelyard.evaluation.predictor.run import run as run_predictor
+    from modelyard.training.predictor import config
+
+    request = PredictorRequest(
+        params=config.load(load_params(params).get("predictor")),
+        gates=gates,
+        environ=dict(os.environ),
+        codecs=tuple(codec or ()),
+        epochs=epochs,
+        report_out=report_out,
+        synthetic_smoke=synthetic_smoke,
+        argv=tuple(sys.argv),
+    )
+    outcome = run_predictor(request, stages.tracker())
+    typer.echo("codec status mean_plcc plcc_spread n_rows n_sources")
+    for line in outcome.lines:
+        typer.echo(line)
+    for entry in outcome.report["codecs"]:
+        for reason in entry["failure_reasons"]:
+            typer.echo(f"  {entry['codec']}: {reason}")
+    s = outcome.report["summary"]
+    typer.echo(
+        f"{s['n_pass']} PASS, {s['n_fail']} FAIL, {s['n_insufficient']} insufficient-sources, "
+        f"{s['n_missing_rows']} missing-rows; report {outcome.report_path}, log {outcome.log_path}"
+    )
+    raise typer.Exit(outcome.exit_code)
+
+
+@predictor_app.command("discover")
+def predictor_discover(
+    params: Annotated[Path, typer.Option(help="Params file.")] = Path("params.yaml"),
+) -> None:
+    """The corpus files CORPUS or CORPUS_ROOTS name, their rows per codec and source, and
+    every rejected row (file:line, field, reason, fix). Exit 3 when no row is usable."""
+    from modelyard.datasets import corpus
+    from modelyard.training.predictor import config
+
+    known = config.load(load_params(params).get("predictor")).codecs
+    found = corpus.discover(os.environ)
+    read = corpus.read(found.files, known)
+    for root in found.missing_roots:
+        typer.echo(f"missing root (skipped): {root}")
+    for f in read.files:
+        typer.echo(
+            f"{f['path']}: {f['rows']} rows, {f['rejected']} rejected, sha256 {f['sha256'][:12]}"
+        )
+    for name in read.codecs():
+        rows = read.of_codec(name)
+        typer.echo(f"{name}: {len(rows)} rows, {len({r.src for r in rows})} distinct sources")
+    for r in read.rejections[:20]:
+        typer.echo(f"rejected {r.record}: {r.field}: {r.reason} (fix: {r.fix})")
+    if len(read.rejections) > 20:
+        typer.echo(f"... and {len(read.rejections) - 20} more rejected rows")
+    if read.failed_encodes:
+        typer.echo(f"{read.failed_encodes} failed encode(s) (exit_status != 0) dropped")
+    if not read.rows:
+        typer.echo("no usable rows: set CORPUS=file.jsonl or CORPUS_ROOTS='dir ...'")
+        raise typer.Exit(3)
+
+
+@predictor_app.command("corpus")
+def predictor_corpus(
+    out: Annotated[Path, typer.Option(help="JSONL file to write.")] = Path(
+        "data/predictor/corpus.jsonl"
+    ),
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+) -> None:
+    """Generate the demo corpus: 9 sources of libx265 (learnable), 9 of libvvenc (noisy) and
+    4 of libsvtav1 (too few for 5 LOSO folds), 8 cq steps x 12 frames each."""
+    from modelyard.datasets import synthetic_corpus
+
+    summary = synthetic_corpus.generate(out, synthetic_corpus.PRESET, seed=seed)
+    for name, c in summary["codecs"].items():
+        typer.echo(
+            f"{name}: {c['rows']} rows, {c['sources']} sources, noise {c['noise']} VMAF, "
+            f"source effect {c['source_effect']} VMAF"
+        )
+    typer.echo(f"wrote {out}")

@@ -35,20 +35,39 @@ def export(
 
 def write(model: ExportModel, target: Path, *, dynamic_batch: bool = False) -> None:
     """``model`` as an ONNX file at ``target`` (checked by onnx.checker)."""
+    write_network(
+        model.network,
+        torch.zeros(model.input.shape),
+        target,
+        input_name=INPUT_NAME,
+        outputs=model.outputs,
+        dynamic_batch=dynamic_batch,
+    )
+
+
+def write_network(
+    network: torch.nn.Module,
+    example: torch.Tensor,
+    target: Path,
+    *,
+    input_name: str,
+    outputs: Sequence[str],
+    dynamic_batch: bool = False,
+) -> None:
+    """Any one-input ``network`` as a checked ONNX file (the predictor's MLP, for one)."""
     import onnx
 
-    example = torch.zeros(model.input.shape)
-    axes = {n: {0: "batch"} for n in (INPUT_NAME, *model.outputs)} if dynamic_batch else None
+    axes = {n: {0: "batch"} for n in (input_name, *outputs)} if dynamic_batch else None
     target.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(
-            model.network,
+            network,
             (example,),
             str(target),
             dynamo=False,
             opset_version=OPSET,
-            input_names=[INPUT_NAME],
-            output_names=list(model.outputs),
+            input_names=[input_name],
+            output_names=list(outputs),
             dynamic_axes=axes,
         )
     onnx.checker.check_model(str(target), full_check=True)
