@@ -12,7 +12,7 @@ explain is set per codec:
   than its features say) — the part only leave-one-source-out validation exposes.
 
 With little of either a codec is learnable (fold PLCC about 0.99); with ``noise`` near 11
-it is not (about 0.85), and a gate on it fails honestly. ``PRESET`` is the three codecs of
+it is not (about 0.87), and a gate on it fails honestly. ``PRESET`` is the three codecs of
 the predictor demo: one learnable, one noisy, one with only four sources.
 """
 
@@ -44,7 +44,7 @@ class CodecSpec:
 
 PRESET = (
     CodecSpec(name="libx265", noise=1.0, source_effect=0.5),
-    CodecSpec(name="libvvenc", noise=11.0, source_effect=4.0),
+    CodecSpec(name="libvvenc", noise=15.0, source_effect=5.0),
     CodecSpec(name="libsvtav1", sources=4, noise=1.0, source_effect=0.5),
 )
 

@@ -68,7 +68,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -88,13 +88,13 @@ def _model(evaluation: dict[str, Any], context: dict[str, Any]) -> str:
             f"{evaluation['test_samples']} / {evaluation['validation_samples']}",
         ],
     ]
-    return "## Model\n\n" + _table(["", ""], rows)
+    return "## Model\n\n" + table(["", ""], rows)
 
 
 def _results(evaluation: dict[str, Any]) -> str:
     pytorch = evaluation["pytorch"]
     keys = [k for k in metrics.REPORTED if k in pytorch]
-    text = "## Test results (PyTorch)\n\n" + _table(keys, [[pytorch[k] for k in keys]])
+    text = "## Test results (PyTorch)\n\n" + table(keys, [[pytorch[k] for k in keys]])
     if "threshold" in pytorch:
         text += f"\n\nPrecision, recall and F1 at the operating threshold {pytorch['threshold']}."
     per_class = pytorch.get("per_class")
@@ -103,7 +103,7 @@ def _results(evaluation: dict[str, Any]) -> str:
             [name, c["ap50"], c["ap50_95"], c["precision"], c["recall"], c["truth_boxes"]]
             for name, c in per_class.items()
         ]
-        text += "\n\n### Per class\n\n" + _table(
+        text += "\n\n### Per class\n\n" + table(
             ["class", "AP50", "AP50-95", "precision", "recall", "boxes"], rows
         )
     if "buckets" in pytorch:
@@ -111,7 +111,7 @@ def _results(evaluation: dict[str, Any]) -> str:
             [b["bucket"], b["count"], b["mean_label"], b["mean_prediction"], b["bias"]]
             for b in pytorch["buckets"]
         ]
-        text += "\n\n### Rating buckets\n\n" + _table(
+        text += "\n\n### Rating buckets\n\n" + table(
             ["bucket", "count", "mean label", "mean prediction", "bias"], rows
         )
     return text
@@ -131,7 +131,7 @@ def _slices(evaluation: dict[str, Any]) -> str:
         ]
         for s in evaluation["slices"]
     ]
-    return "## Slices\n\n" + _table(["key", "value", "samples", metric, ""], rows)
+    return "## Slices\n\n" + table(["key", "value", "samples", metric, ""], rows)
 
 
 def _calibration(evaluation: dict[str, Any]) -> str:
@@ -165,7 +165,7 @@ def _artifacts(evaluation: dict[str, Any]) -> str:
             ]
         )
     header = ["artifact", "precision", "bytes", "sha256", "ms", metric, "delta", "ECE", "status"]
-    return "## Exported artifacts (test split, in their runtimes)\n\n" + _table(header, rows)
+    return "## Exported artifacts (test split, in their runtimes)\n\n" + table(header, rows)
 
 
 def _gates(gate: dict[str, Any]) -> str:
@@ -191,7 +191,7 @@ def _gates(gate: dict[str, Any]) -> str:
             ]
             for c in shown
         ]
-        text += "\n\n" + _table(
+        text += "\n\n" + table(
             ["gate", "subject", "metric", "value", "bound", "verdict", "why"], rows
         )
     return text

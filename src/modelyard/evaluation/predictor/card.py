@@ -44,7 +44,7 @@ def render(entry: dict[str, Any], gate: dict[str, Any], context: dict[str, Any])
     parts = [
         f"# Model card: VMAF predictor for {entry['codec']}",
         f"{STATUS_START}\nStatus: {status_line(entry)}\n{STATUS_END}",
-        "## Model\n\n" + _table(["", ""], rows),
+        "## Model\n\n" + model_card.table(["", ""], rows),
         "A small MLP (params.yaml `predictor`) from an encode's quality features, size, bitrate,"
         " cq and encoding time to the VMAF it scored. Its normalisation is fitted on the rows"
         " it trains on; the ONNX takes raw features in the order above and returns VMAF.",
@@ -95,7 +95,7 @@ def _folds(entry: dict[str, Any]) -> str:
         "train",
         "val",
     ]
-    return "## Leave-one-source-out folds\n\n" + _table(header, rows)
+    return "## Leave-one-source-out folds\n\n" + model_card.table(header, rows)
 
 
 def _gate(entry: dict[str, Any], gate: dict[str, Any]) -> str:
@@ -111,7 +111,7 @@ def _gate(entry: dict[str, Any], gate: dict[str, Any]) -> str:
     ]
     text = (
         f"## Gate (acceptance_gates.yaml `predictor`, PLCC {gate['plcc']}; see {gate['adr']})"
-        "\n\n" + _table(["check", "bound", "measured"], rows)
+        "\n\n" + model_card.table(["check", "bound", "measured"], rows)
     )
     if entry["failure_reasons"]:
         text += "\n\nWhy it is not cleared:\n\n" + "\n".join(
@@ -122,13 +122,3 @@ def _gate(entry: dict[str, Any], gate: dict[str, Any]) -> str:
 
 def _kind(gate: dict[str, Any]) -> str:
     return "plcc_logistic" if gate["plcc"] == "logistic" else "plcc"
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    def cell(value: Any) -> str:
-        if value is None:
-            return "n/a"
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows])

@@ -24,6 +24,9 @@ PASS, FAIL = "PASS", "FAIL"
 INSUFFICIENT, MISSING = "insufficient-sources", "missing-rows"
 STATUSES = (PASS, FAIL, INSUFFICIENT, MISSING)
 PLCC_KINDS = ("raw", "logistic")
+# float slack in the comparisons: 0.955 - 0.95 is 0.0050000000000000044, and a figure at its
+# bound passes
+EPS = 1e-12
 SMOKE_REASON = "synthetic-smoke run: generated rows are not evidence; a smoke run never passes"
 
 
@@ -124,11 +127,11 @@ def judge(fold_plcc: Sequence[float], gate: PredictorGate) -> Verdict:
     reasons = []
     if len(fold_plcc) != gate.loso_fold_count:
         reasons.append(f"{len(fold_plcc)} LOSO folds != {gate.loso_fold_count}")
-    if mean < gate.mean_plcc_threshold:
+    if mean < gate.mean_plcc_threshold - EPS:
         reasons.append(f"mean PLCC {mean:.4f} < {gate.mean_plcc_threshold:.4f}")
-    if spread > gate.plcc_spread_max:
+    if spread > gate.plcc_spread_max + EPS:
         reasons.append(f"PLCC spread {spread:.4f} > {gate.plcc_spread_max:.4f}")
-    low = [i for i, v in enumerate(fold_plcc) if v < gate.per_fold_min]
+    low = [i for i, v in enumerate(fold_plcc) if v < gate.per_fold_min - EPS]
     if len(low) == 1:
         reasons.append(f"fold {low[0]} PLCC {fold_plcc[low[0]]:.4f} < {gate.per_fold_min:.4f}")
     elif low:
