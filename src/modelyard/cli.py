@@ -413,6 +413,37 @@ def ingest_sqlite_decisions(
     _ingest("sqlite-decisions", path, dataset, images_dir, report, add_classes=False)
 
 
+@ingest_app.command("corpus")
+def ingest_corpus(
+    path: Path,
+    dataset: _DATASET,
+    report: _REPORT = None,
+    params: Annotated[Path, typer.Option(help="Params file (predictor.codecs).")] = Path(
+        "params.yaml"
+    ),
+) -> None:
+    """Canonical-6 JSONL encode rows (the quality predictor's corpus): one sample per
+    source, codec, cq and frame, group_key = the source, label_value = VMAF."""
+    from modelyard.config import load_params
+    from modelyard.datasets import corpus
+    from modelyard.datasets.ingest import canonical6
+    from modelyard.training.predictor import config
+
+    raw = load_params(params).get("predictor") if params.is_file() else None
+    read = corpus.read([path], config.load(raw).codecs)
+    with _conn() as conn:
+        ds = datasets_db.find(conn, dataset)
+        result = canonical6.ingest(conn, ds, read, str(path))
+    target = report or Path("reports") / f"ingest_{ds.name}_{canonical6.FORMAT}.json"
+    write_json(target, result.as_dict() | {"failed_encodes_dropped": read.failed_encodes})
+    _print_ingest(result)
+    if read.failed_encodes:
+        out.print(f"{read.failed_encodes} failed encode(s) (exit_status != 0) dropped")
+    out.print(f"report: {target}")
+    if result.rejections:
+        raise typer.Exit(EXIT_REJECTED)
+
+
 # ------------------------------------------------------------------ demo data
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from modelyard.config import Settings, load_params
+from modelyard.datasets.corpus import Corpus
 from modelyard.db import stores
 from modelyard.tracking import ARTIFACT_ROOT, UI_ENVIRONMENT, ui_command
 
@@ -129,6 +130,10 @@ def predictor_train(
     synthetic_smoke: Annotated[
         bool, typer.Option(help="Run end to end on generated rows; never PASS.")
     ] = False,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Train on a dataset's corpus rows (ingest corpus) instead of files."),
+    ] = None,
     params: Annotated[Path, typer.Option(help="Params file.")] = Path("params.yaml"),
     gates: Annotated[Path, typer.Option(help="Acceptance gates.")] = Path("acceptance_gates.yaml"),
 ) -> None:
@@ -142,6 +147,9 @@ def predictor_train(
     from modelyard.evaluation.predictor.run import run as run_predictor
     from modelyard.training.predictor import config
 
+    if dataset and synthetic_smoke:
+        raise typer.BadParameter("--synthetic-smoke generates its rows; drop --dataset")
+    rows = _dataset_corpus(dataset) if dataset else None
     request = PredictorRequest(
         params=config.load(load_params(params).get("predictor")),
         gates=gates,
@@ -151,6 +159,7 @@ def predictor_train(
         report_out=report_out,
         synthetic_smoke=synthetic_smoke,
         argv=tuple(sys.argv),
+        corpus=rows,
     )
     outcome = run_predictor(request, stages.tracker())
     typer.echo("codec status mean_plcc plcc_spread n_rows n_sources")
@@ -165,6 +174,15 @@ def predictor_train(
         f"{s['n_missing_rows']} missing-rows; report {outcome.report_path}, log {outcome.log_path}"
     )
     raise typer.Exit(outcome.exit_code)
+
+
+def _dataset_corpus(ref: str) -> Corpus:
+    from modelyard.cli_common import database
+    from modelyard.datasets.ingest import canonical6
+    from modelyard.db import datasets as datasets_db
+
+    with database() as conn:
+        return canonical6.corpus_of(conn, datasets_db.find(conn, ref))
 
 
 @predictor_app.command("discover")

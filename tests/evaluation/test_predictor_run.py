@@ -266,6 +266,18 @@ def test_cli_exit_codes_and_mlflow_runs(
     found = _cli(env, tmp_path, "discover")
     assert found.returncode == 0 and "libx265: 288 rows, 9 distinct sources" in found.stdout
     assert _cli({**cli_env, "CORPUS_ROOTS": "missing"}, tmp_path, "discover").returncode == 3
+    # the same corpus loaded into a dataset, and trained from there
+    subprocess.run([*MODELYARD, "dataset", "create", "--policy", "codec-lab", "--name",
+                    "encodes", "--classes", "vmaf"], env=cli_env, cwd=tmp_path, check=True,
+                   capture_output=True)  # fmt: skip
+    loaded = subprocess.run([*MODELYARD, "ingest", "corpus", str(corpus_file), "--dataset",
+                             "codec-lab/encodes"], env=cli_env, cwd=tmp_path, text=True,
+                            capture_output=True, check=False)  # fmt: skip
+    assert loaded.returncode == 0 and "704 inserted" in loaded.stdout, loaded.stdout
+    from_db = _cli(cli_env, tmp_path, "train", "--dataset", "codec-lab/encodes",
+                   "--codec", "libx265", "--epochs", str(EPOCHS))  # fmt: skip
+    assert from_db.returncode == 0, from_db.stderr
+    assert from_db.stdout.splitlines()[1] == passing.stdout.splitlines()[1]
     # every run tracked: a parent per invocation, a child per codec with its fold metrics
     uri = stores.mlflow_tracking_uri(Settings.from_env({"DATABASE_URL": db_url}))
     client = Tracker(uri, tmp_path / "mlruns").client

@@ -61,6 +61,7 @@ class PredictorRequest:
     report_out: Path | None = None
     synthetic_smoke: bool = False
     argv: tuple[str, ...] = ()
+    corpus: Corpus | None = None  # rows read elsewhere (a dataset); then nothing is discovered
 
 
 @dataclass(kw_only=True)
@@ -91,7 +92,7 @@ def _run(
     the_gate = gate.load(request.gates)
     models_dir = report_path.parent / "smoke" if request.synthetic_smoke else params.models_dir
     found = _discover(request, report_path.parent)
-    corpus = corpus_mod.read(found.files, params.codecs)
+    corpus = request.corpus or corpus_mod.read(found.files, params.codecs)
     allow_empty = environ.get("ALLOW_EMPTY", "") == "1"
     log.info(
         "corpus: %d file(s), %d row(s), %d rejected, %d failed encode(s) dropped",
@@ -101,6 +102,12 @@ def _run(
         corpus.failed_encodes,
     )
     if not corpus.rows and not allow_empty:
+        if request.corpus is not None:
+            where = corpus.files[0]["path"] if corpus.files else "the dataset"
+            raise IngestError(
+                f"{where}: no corpus rows; load some with "
+                "`modelyard ingest corpus FILE --dataset NAME`"
+            )
         raise IngestError(_no_rows(found, corpus))
     rejections = _write_rejections(corpus, report_path.parent)
     codecs = _codecs(request, corpus, allow_empty)
@@ -126,7 +133,7 @@ def _run(
         "log": log_path.as_posix(),
         "gate": the_gate.as_report(),
         "corpus": {
-            "files": [p.as_posix() for p in found.files],
+            "files": [str(f["path"]) for f in corpus.files],
             "roots": list(found.roots),
             "missing_roots": list(found.missing_roots),
             "rows": len(corpus.rows),
@@ -168,6 +175,9 @@ def _codec(
     parent: TrackedRun | None,
 ) -> tuple[dict[str, Any], list[Path]]:
     params = request.params
+    # one order whatever the rows came from (files in any order, or a dataset), so the same
+    # rows give the same folds, batches and weights
+    rows = sorted(rows, key=lambda r: (r.src, r.cq, r.frame_index))
     sources = sorted({r.src for r in rows})
     names = features.names(rows)
     folds: list[dict[str, Any]] = []
@@ -347,6 +357,8 @@ def _entry(
 
 
 def _discover(request: PredictorRequest, folder: Path) -> Discovery:
+    if request.corpus is not None:
+        return Discovery(files=(), roots=(), missing_roots=(), forced=True)
     if not request.synthetic_smoke:
         return corpus_mod.discover(request.environ)
     path = folder / "synthetic_smoke_corpus.jsonl"
