@@ -161,7 +161,8 @@ def predictor_train(
         argv=tuple(sys.argv),
         corpus=rows,
     )
-    outcome = run_predictor(request, stages.tracker())
+    tracker = stages.tracker()
+    outcome = run_predictor(request, tracker)
     typer.echo("codec status mean_plcc plcc_spread n_rows n_sources")
     for line in outcome.lines:
         typer.echo(line)
@@ -173,6 +174,11 @@ def predictor_train(
         f"{s['n_pass']} PASS, {s['n_fail']} FAIL, {s['n_insufficient']} insufficient-sources, "
         f"{s['n_missing_rows']} missing-rows; report {outcome.report_path}, log {outcome.log_path}"
     )
+    from modelyard.registry import predictor as predictor_registry
+
+    for done in predictor_registry.register(tracker.client, outcome.report):
+        state = "registered" if done["created"] == "true" else "already registered as"
+        typer.echo(f"{done['codec']}: {state} {done['name']} version {done['version']} (candidate)")
     raise typer.Exit(outcome.exit_code)
 
 

@@ -287,3 +287,13 @@ def test_cli_exit_codes_and_mlflow_runs(
     assert vvenc.data.tags["status"] == "FAIL"
     assert len(client.get_metric_history(vvenc.info.run_id, "plcc")) == 5
     assert vvenc.data.tags["mlflow.parentRunId"]
+    # the passing codec registered once (its ONNX was the same each run), the others never
+    assert "libx265: registered predictor-libx265 version 1 (candidate)" in passing.stdout
+    assert "already registered as predictor-libx265 version 1" in from_db.stdout
+    (version,) = client.search_model_versions("name = 'predictor-libx265'")
+    assert version.tags["onnx_sha256"] == hashlib.sha256(
+        (tmp_path / "models" / "predictor" / "predictor_libx265.onnx").read_bytes()
+    ).hexdigest()
+    alias = client.get_model_version_by_alias("predictor-libx265", "candidate")
+    assert str(alias.version) == "1"
+    assert client.search_registered_models("name = 'predictor-libvvenc'") == []

@@ -153,8 +153,7 @@ def _run(
         parent.log_artifacts([report_path])
         parent.finish()
     lines = report.table(entries)
-    for line in lines:
-        log.info("%s", line)
+    log.info("codec status mean_plcc plcc_spread n_rows n_sources\n%s", "\n".join(lines))
     return Outcome(
         report=document,
         report_path=report_path,
@@ -186,13 +185,13 @@ def _codec(
     elif len(sources) < the_gate.loso_fold_count:
         verdict = gate.insufficient(len(sources), the_gate)
     else:
-        folds = _loso(rows, names, params, request.epochs, the_gate.loso_fold_count)
+        folds = _loso(codec, rows, names, params, request.epochs, the_gate.loso_fold_count)
         kind = "plcc_logistic" if the_gate.plcc == "logistic" else "plcc"
         verdict = gate.judge([f[kind] for f in folds], the_gate)
     cleared = verdict.status == PASS
     if request.synthetic_smoke:
         verdict = gate.smoke(verdict)
-    log.info("%s: %s %s", codec, verdict.status, "; ".join(verdict.reasons))
+    log.info("%s: %s%s", codec, verdict.status, "".join(f"; {r}" for r in verdict.reasons))
     child = _start(tracker, f"predictor-{codec}", parent, request, codec=codec)
     onnx: dict[str, Any] | None = None
     written: list[Path] = []
@@ -210,7 +209,12 @@ def _codec(
 
 
 def _loso(
-    rows: list[EncodeRow], names: Sequence[str], params: PredictorParams, epochs: int | None, k: int
+    codec: str,
+    rows: list[EncodeRow],
+    names: Sequence[str],
+    params: PredictorParams,
+    epochs: int | None,
+    k: int,
 ) -> list[dict[str, Any]]:
     x, y = features.matrix(rows, names), features.targets(rows)
     out = []
@@ -232,7 +236,8 @@ def _loso(
             }
         )
         log.info(
-            "fold %d (held out %s): PLCC %.4f, SROCC %.4f, RMSE %.3f",
+            "%s fold %d (held out %s): PLCC %.4f, SROCC %.4f, RMSE %.3f",
+            codec,
             fold.index,
             ", ".join(fold.held_out),
             s.plcc,
