@@ -291,9 +291,12 @@ def test_cli_exit_codes_and_mlflow_runs(
     assert "libx265: registered predictor-libx265 version 1 (candidate)" in passing.stdout
     assert "already registered as predictor-libx265 version 1" in from_db.stdout
     (version,) = client.search_model_versions("name = 'predictor-libx265'")
-    assert version.tags["onnx_sha256"] == hashlib.sha256(
-        (tmp_path / "models" / "predictor" / "predictor_libx265.onnx").read_bytes()
-    ).hexdigest()
+    assert (
+        version.tags["onnx_sha256"]
+        == hashlib.sha256(
+            (tmp_path / "models" / "predictor" / "predictor_libx265.onnx").read_bytes()
+        ).hexdigest()
+    )
     alias = client.get_model_version_by_alias("predictor-libx265", "candidate")
     assert str(alias.version) == "1"
     assert client.search_registered_models("name = 'predictor-libvvenc'") == []
