@@ -300,3 +300,31 @@ def test_cli_exit_codes_and_mlflow_runs(
     alias = client.get_model_version_by_alias("predictor-libx265", "candidate")
     assert str(alias.version) == "1"
     assert client.search_registered_models("name = 'predictor-libvvenc'") == []
+
+
+def test_a_parity_failure_fails_the_codec_and_keeps_its_old_onnx(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    # no difference at all allowed: the fp32 ONNX differs from PyTorch by about 1e-5 VMAF
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(
+        GATES.read_text()
+        .replace("output: 0.001 ", "output: 0.0 ")
+        .replace("metric: 0.0005 ", "metric: 0.0 ")
+    )
+    assert "output: 0.0 " in gates.read_text()
+    old = tmp_path / "models" / "predictor_libx265.onnx"
+    old.parent.mkdir()
+    old.write_bytes(b"the predictor that is out there today")
+    request = request_for(tmp_path, {"CORPUS": str(corpus_file)}, codecs=("libx265",))
+    outcome = run(dataclasses.replace(request, gates=gates), None)
+    (entry,) = outcome.report["codecs"]
+    assert entry["status"] == gate.FAIL and outcome.exit_code == EXIT_GATE_FAILED
+    assert entry["failure_reasons"][-1].startswith("ONNX parity: ")
+    assert entry["onnx"]["written"] is False and entry["onnx"]["parity"]["status"] == "failed"
+    assert old.read_bytes() == b"the predictor that is out there today"
+    assert list(old.parent.glob("*.staged")) == []
+    assert (
+        "Status: Proposed (gate-failed: ONNX parity: "
+        in card.path(old.parent, "libx265").read_text()
+    )

@@ -118,12 +118,18 @@ def _run(
     }
     parent = _start(tracker, f"predictor-{started:%Y%m%dT%H%M%SZ}", None, request)
     entries, outputs = [], [] if rejections is None else [rejections]
-    for codec in codecs:
-        entry, written = _codec(
-            codec, corpus.of_codec(codec), request, the_gate, models_dir, context, tracker, parent
-        )
-        entries.append(entry)
-        outputs += written
+    try:
+        for codec in codecs:
+            entry, written = _codec(
+                codec, corpus.of_codec(codec), request, the_gate, models_dir, context, tracker,
+                parent,
+            )  # fmt: skip
+            entries.append(entry)
+            outputs += written
+    except BaseException:
+        if parent is not None:
+            parent.finish("FAILED")
+        raise
     summary = report.summary(entries)
     document: dict[str, Any] = {
         "schema_version": report.SCHEMA_VERSION,
@@ -196,9 +202,14 @@ def _codec(
     onnx: dict[str, Any] | None = None
     written: list[Path] = []
     if cleared:
-        onnx, verdict, written = _ship(
-            codec, rows, names, request, the_gate, models_dir, verdict, child
-        )
+        try:
+            onnx, verdict, written = _ship(
+                codec, rows, names, request, the_gate, models_dir, verdict, child
+            )
+        except BaseException:
+            if child is not None:
+                child.finish("FAILED")
+            raise
     entry = _entry(codec, rows, sources, names, folds, verdict, the_gate)
     entry |= {"onnx": onnx, "mlflow_run_id": child.run_id if child else None}
     card_path = card.write(models_dir, {**entry}, the_gate.as_report(), context)
