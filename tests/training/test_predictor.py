@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from modelyard.datasets.corpus import EncodeRow
 from modelyard.training.predictor import features, loso, model
@@ -105,3 +106,11 @@ def test_training_is_deterministic_and_normalised_on_its_own_rows() -> None:
     assert np.corrcoef(model.predict(a, x), y)[0, 1] > 0.95
     other = model.train(x, y, dataclasses.replace(params, seed=5))
     assert not np.array_equal(model.predict(a, x), model.predict(other, x))
+
+
+def test_training_leaves_torch_settings_as_they_were() -> None:
+    # Lightning's deterministic=True switches torch's deterministic mode on for the process
+    before = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
+    x = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    model.train(x, x[:, 0].copy(), PredictorParams(epochs=2, hidden=(4,)))
+    assert (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()) == before

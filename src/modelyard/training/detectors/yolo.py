@@ -24,6 +24,7 @@ import yaml
 from modelyard.config import Settings
 from modelyard.training.callbacks import finite
 from modelyard.training.fit import FitRequest, FitResult
+from modelyard.training.process import settings_kept
 
 log = logging.getLogger(__name__)
 
@@ -144,23 +145,9 @@ def fit(request: FitRequest) -> FitResult:
     # ultralytics sets torch to cpu_count - 1 threads when it picks the CPU (one on 2 cores),
     # to leave a core to data-loading workers; training here loads in the main process
     model.add_callback("on_train_start", lambda _: torch.set_num_threads(threads))
-    with _console(request.progress_bar), _process_settings_kept():
+    with _console(request.progress_bar), settings_kept():
         result = _train_and_test(model, yolo_class, data, request)
     return result
-
-
-@contextmanager
-def _process_settings_kept() -> Iterator[None]:
-    """Undo what ultralytics changes for the whole process (torch's thread count, its
-    deterministic mode), so that whatever runs next in the process runs as before."""
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from modelyard.training.predictor.config import PredictorParams
+from modelyard.training.process import settings_kept
 
 INPUT = "features"
 OUTPUT = "vmaf"
@@ -96,7 +97,7 @@ def train(
         shuffle=True,
         generator=torch.Generator().manual_seed(params.seed),
     )
-    with _quiet_lightning():
+    with settings_kept(), _quiet_lightning():
         trainer = L.Trainer(
             max_epochs=epochs or params.epochs,
             accelerator="cpu",
