@@ -20,6 +20,7 @@ from modelyard import (
     cli_export,
     cli_monitoring,
     cli_registry,
+    cli_selection,
     cli_serving,
     cli_training,
 )
@@ -63,6 +64,7 @@ app.command("train")(cli_training.train)
 app.command("ui")(cli_training.ui)
 app.command("tune")(cli_training.tune)
 app.add_typer(cli_training.predictor_app, name="predictor")
+app.add_typer(cli_selection.selection_app, name="selection")
 app.add_typer(cli_export.export_app, name="export")
 app.add_typer(cli_evaluation.gate_app, name="gate")
 app.add_typer(cli_evaluation.model_app, name="model")

@@ -58,7 +58,8 @@ class _Camera:
     road_type: str
 
 
-def _photos() -> list[np.ndarray]:
+def sample_photos() -> list[np.ndarray]:
+    """The two photographs scikit-learn ships (no download), as RGB arrays."""
     from sklearn.datasets import load_sample_image
 
     return [load_sample_image(name) for name in ("china.jpg", "flower.jpg")]
@@ -229,7 +230,7 @@ def generate(out: Path, cfg: DemoConfig) -> Path:
     """Write ``out/images/*.jpg`` and ``out/annotations.json`` (COCO); returns the json path."""
     if cfg.count < 1 or cfg.size < 64:
         raise ValueError("the demo needs at least 1 image of at least 64 px")
-    photos = _photos()
+    photos = sample_photos()
     cams = _cameras(cfg, photos)
     (out / "images").mkdir(parents=True, exist_ok=True)
     images: list[dict[str, Any]] = []

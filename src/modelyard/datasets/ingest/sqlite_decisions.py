@@ -3,12 +3,13 @@
 Columns: ``id, project_id, group_id, image_path, image_width, image_height, user_action``
 (approve | crop | reject), ``final_crop_coords`` (JSON [x1, y1, x2, y2] normalised to [0, 1],
 required for crop) and optionally ``label`` (a class name or compliance verdict text),
-``decided_at``. Mapping into samples:
+``decided_at``, ``stage`` (version 3: the workflow stage a photo reached). Mapping into
+samples:
 
 - approve -> review_status approved, the crop as proposed (if any), is_compliant true
 - crop    -> review_status approved, the person's crop, is_compliant true
 - reject  -> review_status rejected, is_compliant false
-- group_id -> group_key; project_id, decision id, decided_at -> metadata; label_source
+- group_id -> group_key; project_id, decision id, decided_at, stage -> metadata; label_source
   ``decision:<user_action>``.
 """
 
@@ -69,6 +70,7 @@ def _record(row: dict[str, Any], root: Path) -> SourceRecord:
             "project_id": row["project_id"],
             "decision_id": row["id"],
             **({"decided_at": row["decided_at"]} if row.get("decided_at") else {}),
+            **({"stage": row["stage"]} if row.get("stage") is not None else {}),
         },
     )
     action = row["user_action"]
