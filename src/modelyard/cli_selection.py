@@ -3,6 +3,7 @@ and inspection report that come before any training, and the demo's generated da
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -68,3 +69,58 @@ def demo_data(
         f"keeping the highest stage would be right {summary['highest_stage_baseline']:.0%} "
         "of the time"
     )
+
+
+def embed(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Name, policy/name or id.")],
+    cache: Annotated[Path, typer.Option(help="Embeddings cache root.")] = Path("data/embeddings"),
+    params: Annotated[Path, typer.Option(help="Params file (section embed).")] = Path(
+        "params.yaml"
+    ),
+    verify: Annotated[bool, typer.Option(help="Re-compute a sample of cached rows.")] = True,
+) -> None:
+    """Embed a dataset's photos (a torchvision backbone plus hand-crafted features), cached
+    by image sha256: only images not in the cache are embedded."""
+    from modelyard.cli_common import database
+    from modelyard.config import Settings, from_mapping, load_params
+    from modelyard.db import datasets as datasets_db
+    from modelyard.db import samples as samples_db
+    from modelyard.selection.embeddings import Cache, Embedder, EmbedParams, Photo
+    from modelyard.storage import ObjectStore
+
+    raw = load_params(params).get("embed") if params.is_file() else None
+    embed_params = from_mapping(EmbedParams, raw or {}, "embed")
+    store = ObjectStore(Settings.from_env().storage_url)
+    with database() as conn:
+        ds = datasets_db.find(conn, dataset)
+        rows = samples_db.all_rows(conn, ds.id)
+
+    def reader(sha: str) -> Callable[[], bytes]:
+        return lambda: store.get_blob(sha)
+
+    photos = [
+        Photo(
+            sha256=str(r["image_sha256"]),
+            file=str(r["image_path"]),
+            read=reader(str(r["image_sha256"])),
+        )
+        for r in rows
+    ]
+    embedder = Embedder(embed_params)
+    target = Cache(cache, embed_params)
+    outcome = target.update(photos, embedder)
+    typer.echo(
+        f"{ds.name}: {outcome.embedded} embedded, {outcome.cached} already cached, "
+        f"{len(outcome.failed)} unreadable; {outcome.dims} values per image "
+        f"({embedder.backbone_dims} {embed_params.backbone} + hand-crafted) in {outcome.folder}"
+    )
+    for failure in outcome.failed[:10]:
+        typer.echo(f"  unreadable {failure['file']}: {failure['reason']}")
+    if verify:
+        check = target.verify(photos, embedder)
+        typer.echo(
+            f"verify: {check['checked']} cached rows re-computed, largest difference "
+            f"{check['max_abs_diff']:.2e}: {'ok' if check['passed'] else 'MISMATCH'}"
+        )
+        if not check["passed"]:
+            raise typer.Exit(1)
