@@ -51,7 +51,7 @@ def demo_data(
     out: Annotated[Path, typer.Option(help="Folder for decisions.db and images/.")] = Path(
         "data/selection"
     ),
-    groups: Annotated[int, typer.Option(min=1, help="Bursts of similar photos.")] = 60,
+    groups: Annotated[int, typer.Option(min=1, help="Bursts of similar photos.")] = 200,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
     stage_decisive: Annotated[
         bool, typer.Option(help="Make the highest stage always the kept photo.")
@@ -124,3 +124,66 @@ def embed(
         )
         if not check["passed"]:
             raise typer.Exit(1)
+
+
+ranker_app = typer.Typer(help="The group ranker: which photo of a burst a person keeps.")
+
+
+@ranker_app.command("train")
+def ranker_train(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Name, policy/name or id.")],
+    cache: Annotated[Path, typer.Option(help="Embeddings cache root.")] = Path("data/embeddings"),
+    out: Annotated[Path, typer.Option(help="Folder for the model files.")] = Path(
+        "models/selection"
+    ),
+    params: Annotated[Path, typer.Option(help="Params file (embed, ranker).")] = Path(
+        "params.yaml"
+    ),
+    gates: Annotated[Path, typer.Option(help="Acceptance gates (rank).")] = Path(
+        "acceptance_gates.yaml"
+    ),
+) -> None:
+    """Train the ranker on a split decisions dataset's cached embeddings (`modelyard embed`
+    first); figures beside the random and highest-stage baselines; exit 2 when the `rank`
+    gate fails."""
+    from modelyard import stages
+    from modelyard.cli_common import database
+    from modelyard.config import from_mapping, load_params
+    from modelyard.db import datasets as datasets_db
+    from modelyard.selection import data, rank_run
+    from modelyard.selection import gates as selection_gates
+    from modelyard.selection.embeddings import Cache, EmbedParams
+    from modelyard.selection.ranker import RankerParams
+
+    loaded = load_params(params) if params.is_file() else {}
+    embed_params = from_mapping(EmbedParams, loaded.get("embed") or {}, "embed")
+    rank_params = from_mapping(RankerParams, loaded.get("ranker") or {}, "ranker")
+    gate = selection_gates.load(gates, "rank", selection_gates.RANK_KEYS)
+    with database() as conn:
+        decisions = data.load(conn, datasets_db.find(conn, dataset))
+    outcome = rank_run.run(
+        decisions, Cache(cache, embed_params), rank_params, gate, out, stages.tracker()
+    )
+    m = outcome.metadata
+    sizes = m["sizes"]
+    typer.echo(
+        "bursts by split: "
+        + ", ".join(f"{k} {v['groups']} ({v['photos']} photos)" for k, v in sizes.items())
+    )
+    typer.echo(f"{'split':<11} {'model':<14} {'selection acc':>13} {'NDCG@3':>7}")
+    for split in ("validation", "test"):
+        rows = [("ranker", m["metrics"][split]), *m["baselines"][split].items()]
+        for who, values in rows:
+            acc, ndcg = values["selection_accuracy"], values["ndcg3"]
+            typer.echo(f"{split:<11} {who:<14} {acc:>13.3f} {ndcg:>7.3f}")
+    parity = m["onnx"]["parity"]
+    typer.echo(
+        f"ONNX: {out / m['onnx']['file']} (score off by at most {parity['max_abs_diff']:.1e} "
+        f"over {parity['bursts']} test bursts)"
+    )
+    typer.echo(f"gate rank: {m['gate']['status']}")
+    for reason in m["gate"]["reasons"]:
+        typer.echo(f"  {reason}")
+    typer.echo(f"metadata: {outcome.path}")
+    if not outcome.passed:
+        raise typer.Exit(EXIT_GATE_FAILED)

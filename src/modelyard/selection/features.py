@@ -3,9 +3,12 @@ sharpness, exposure, and a perceptual hash.
 
 ``vector`` is, in order: 8 bins per RGB channel (24, each channel's bins sum to 1), then
 brightness and contrast of the luma (scaled to [0, 1]), blur (log10(1 + variance of the
-Laplacian), as the SDK measures it), and the shares of pixels crushed to black (luma < 8) and
-blown to white (luma > 247). ``phash`` is the 64-bit DCT perceptual hash (hex): photos of one
-burst sit a few bits apart.
+Laplacian), as the SDK measures it), the shares of pixels crushed to black (luma < 8) and
+blown to white (luma > 247), sharpness (the Laplacian's variance over the luma's: blur with
+exposure and contrast divided out), then a 4 x 4 grid of mean luma and one of mean
+saturation (where in the frame the bright, colourful things are: what a crop is drawn
+around). ``phash`` is the 64-bit DCT perceptual hash (hex): photos of one burst sit a few
+bits apart.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from PIL import Image
 from modelyard.sdk.imaging import qualities
 
 BINS = 8
+GRID = 4
 NAMES = (
     *(f"hist_{c}{i}" for c in "rgb" for i in range(BINS)),
     "brightness",
@@ -23,6 +27,9 @@ NAMES = (
     "blur",
     "crushed",
     "blown",
+    "sharpness",
+    *(f"grid_luma{i}" for i in range(GRID * GRID)),
+    *(f"grid_sat{i}" for i in range(GRID * GRID)),
 )
 SIZE = len(NAMES)
 
@@ -35,14 +42,21 @@ def vector(image: Image.Image) -> np.ndarray:
     ]
     brightness, contrast, blur = qualities(image)
     luma = np.asarray(image.convert("L"), dtype=np.uint8)
+    # blur rises with contrast and exposure (the Laplacian scales with intensity); sharpness
+    # divides that out: the Laplacian's variance over the luma's
+    sharpness = float(np.log10(1 + (10**blur - 1) / (contrast**2 + 1.0)))
     tail = [
         brightness / 255,
         contrast / 128,
         blur,
         float((luma < 8).mean()),
         float((luma > 247).mean()),
+        sharpness,
     ]
-    out: np.ndarray = np.concatenate([*hist, np.asarray(tail)]).astype(np.float32)
+    hsv = np.asarray(image.convert("HSV").resize((GRID, GRID), Image.Resampling.BOX), np.float32)
+    grey = np.asarray(image.convert("L").resize((GRID, GRID), Image.Resampling.BOX), np.float32)
+    grids = [grey.ravel() / 255, hsv[..., 1].ravel() / 255]
+    out: np.ndarray = np.concatenate([*hist, np.asarray(tail), *grids]).astype(np.float32)
     return out
 
 

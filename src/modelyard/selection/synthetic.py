@@ -2,9 +2,10 @@
 
 Each group is a burst of 3-6 shots of one scene (a crop of one of scikit-learn's bundled
 photographs) with one salient object on it (a bright disc). The shots differ in sharpness
-(a Gaussian blur), exposure (a brightness factor) and framing (a small shift). A person
-keeps the best shot — the sharpest and best exposed, with some taste noise — and rejects
-the rest; a kept shot is sometimes cropped, to a box around the salient object.
+(a Gaussian blur), exposure (a brightness factor; well exposed = mean luma near mid-grey)
+and framing (a small shift). A person keeps the best shot — the sharpest and best exposed,
+with some taste noise — and rejects the rest; a kept shot is sometimes cropped, to a box
+around the salient object.
 
 Each shot also has a ``stage`` (how far it got in the workflow, 1-4). By default it
 correlates with the choice but does not decide it, so "always the highest stage" is a
@@ -25,16 +26,18 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from modelyard.datasets.synthetic import sample_photos
 from modelyard.selection import decisions
 
+MID_GREY = 0.45  # the mean luma a well-exposed shot has
+
 
 @dataclass(frozen=True, kw_only=True)
 class SelectionConfig:
-    groups: int = 60
+    groups: int = 200
     min_shots: int = 3
     max_shots: int = 6
     size: int = 96
     projects: tuple[str, ...] = ("proj-a", "proj-b")
     crop_rate: float = 0.4  # of the kept shots, the share a person cropped
-    taste_noise: float = 0.3  # how far a person's choice strays from the best shot
+    taste_noise: float = 0.15  # how far a person's choice strays from the best shot
     stage_decisive: bool = False
     seed: int = 0
 
@@ -76,8 +79,14 @@ def _group(
     scene, (cx, cy, radius) = _scene(photos, cfg.size, rng)
     n = int(rng.integers(cfg.min_shots, cfg.max_shots + 1))
     blur = rng.uniform(0.0, 2.5, n)
-    exposure = np.exp(rng.uniform(-0.6, 0.6, n))
-    quality = -blur - 2.0 * np.abs(np.log(exposure)) + rng.normal(0, cfg.taste_noise, n)
+    exposure = np.exp(rng.uniform(-0.7, 0.7, n))
+    shifts = [rng.integers(-cfg.size // 16, cfg.size // 16 + 1, 2) for _ in range(n)]
+    shots = [
+        _shot(scene, float(blur[i]), float(exposure[i]), shifts[i], cfg.size) for i in range(n)
+    ]
+    # well exposed = mean luma near mid-grey, judged on the shot itself (as a person sees it)
+    luma = np.asarray([np.asarray(s.convert("L"), np.float32).mean() / 255 for s in shots])
+    quality = -blur - 2.0 * np.abs(np.log(luma / MID_GREY)) + rng.normal(0, cfg.taste_noise, n)
     kept = int(np.argmax(quality))
     if cfg.stage_decisive:
         order = np.argsort(np.argsort(quality))  # 0 = worst
@@ -89,15 +98,14 @@ def _group(
         stage = np.clip(np.round(2.5 + 0.8 * z + rng.normal(0, 0.9, n)), 1, 4).astype(int)
     rows = []
     for i in range(n):
-        shift = rng.integers(-cfg.size // 16, cfg.size // 16 + 1, 2)
-        shot = _shot(scene, float(blur[i]), float(exposure[i]), shift)
+        shift = shifts[i]
         name = f"{project}_g{g:04d}_{i}.jpg"
-        shot.save(images / name, quality=90)
+        shots[i].save(images / name, quality=90)
         action, crop = "reject", None
         if i == kept:
             action = "crop" if rng.random() < cfg.crop_rate else "approve"
             if action == "crop":
-                crop = _crop_around(cx + shift[0], cy + shift[1], radius, cfg.size, rng)
+                crop = _crop_around(cx - shift[0], cy - shift[1], radius, cfg.size, rng)
         rows.append(
             {
                 "id": first_id + i + 1,
@@ -122,25 +130,38 @@ def _group(
 def _scene(
     photos: list[np.ndarray], size: int, rng: np.random.Generator
 ) -> tuple[Image.Image, tuple[int, int, int]]:
-    photo = photos[int(rng.integers(len(photos)))]
-    h, w = photo.shape[:2]
-    side = int(rng.integers(min(h, w) // 3, min(h, w) // 2))
-    x, y = int(rng.integers(0, w - side)), int(rng.integers(0, h - side))
-    scene = Image.fromarray(np.ascontiguousarray(photo[y : y + side, x : x + side])).resize(
-        (size, size), Image.Resampling.BILINEAR
+    """A scene a little larger than a frame (so shifted frames have no empty borders) with
+    one salient disc; the disc's centre and radius in the coordinates of a centred frame."""
+    margin = size // 16
+    full = size + 2 * margin
+    for _ in range(20):  # a textured part of a photograph: a flat patch of sky repeats
+        photo = photos[int(rng.integers(len(photos)))]
+        h, w = photo.shape[:2]
+        side = int(rng.integers(min(h, w) // 3, min(h, w) // 2))
+        x, y = int(rng.integers(0, w - side)), int(rng.integers(0, h - side))
+        patch = photo[y : y + side, x : x + side]
+        if patch.std() > 25:
+            break
+    scene = Image.fromarray(np.ascontiguousarray(patch)).resize(
+        (full, full), Image.Resampling.BILINEAR
     )
     radius = int(rng.integers(size // 10, size // 5))
     cx = int(rng.integers(radius + size // 8, size - radius - size // 8))
     cy = int(rng.integers(radius + size // 8, size - radius - size // 8))
     colour = tuple(int(v) for v in rng.integers(150, 256, 3))
-    ImageDraw.Draw(scene).ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=colour)
+    box = [cx - radius + margin, cy - radius + margin, cx + radius + margin, cy + radius + margin]
+    ImageDraw.Draw(scene).ellipse(box, fill=colour)
     return scene, (cx, cy, radius)
 
 
-def _shot(scene: Image.Image, blur: float, exposure: float, shift: np.ndarray) -> Image.Image:
-    moved = Image.new("RGB", scene.size)
-    moved.paste(scene, (int(shift[0]), int(shift[1])))
-    soft = moved.filter(ImageFilter.GaussianBlur(blur)) if blur > 0.05 else moved
+def _shot(
+    scene: Image.Image, blur: float, exposure: float, shift: np.ndarray, size: int
+) -> Image.Image:
+    """The frame at ``shift`` from the centre of the (larger) scene: no empty borders."""
+    margin = (scene.size[0] - size) // 2
+    x, y = margin + int(shift[0]), margin + int(shift[1])
+    framed = scene.crop((x, y, x + size, y + size))
+    soft = framed.filter(ImageFilter.GaussianBlur(blur)) if blur > 0.05 else framed
     return ImageEnhance.Brightness(soft).enhance(exposure)
 
 
