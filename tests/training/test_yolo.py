@@ -46,3 +46,17 @@ def test_yolo_trains_offline_and_is_tracked_like_the_others(
     assert "test_map50" in outcome.metrics
     assert outcome.model.name == "model.pt" and outcome.model.stat().st_size > 1_000_000
     assert jobs.get(conn, outcome.job_id)["status"] == "succeeded"
+
+
+def test_importing_ultralytics_leaves_pillow_s_open_in_place(tmp_path: Path) -> None:
+    """ultralytics patches ``Image.open`` to import pi_heif on an unidentified image; after
+    the wrapper imports it an unreadable image still raises Pillow's own error."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from modelyard.training.detectors.yolo import _ultralytics
+
+    _ultralytics(tmp_path)
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(io.BytesIO(b"not an image"))

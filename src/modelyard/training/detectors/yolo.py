@@ -3,9 +3,11 @@
 Offline by construction: its settings live in ``$MODELYARD_HOME/ultralytics`` (not the user's
 home), its font is a local copy of matplotlib's DejaVu Sans (so it never fetches Arial), it
 installs nothing at run time, and its own MLflow and other integrations are off: the epoch
-hooks log every architecture the same way. Architectures are built from ultralytics' model
-configs (``yolo11n.yaml`` ...): random init, no download; ``train.weights`` takes a local
-``.pt`` for users who have pretrained weights.
+hooks log every architecture the same way. Importing ultralytics replaces ``PIL.Image.open``
+process-wide with one that reaches for ``pi_heif`` on any image Pillow cannot identify; Pillow's
+own is put back, so an unreadable photo anywhere else in the process is reported as unreadable.
+Architectures are built from ultralytics' model configs (``yolo11n.yaml`` ...): random init, no
+download; ``train.weights`` takes a local ``.pt`` for users who have pretrained weights.
 """
 
 from __future__ import annotations
@@ -62,7 +64,11 @@ def _ultralytics(home: Path) -> Any:
         if not (fonts / name).exists():
             shutil.copyfile(dejavu, fonts / name)
     os.environ.update(YOLO_CONFIG_DIR=str(config), YOLO_OFFLINE="1", YOLO_AUTOINSTALL="0")
+    from PIL import Image
     from ultralytics import YOLO, settings  # type: ignore[attr-defined]
+    from ultralytics.utils import patches
+
+    Image.open = patches._image_open  # type: ignore[attr-defined]
 
     settings.update(  # type: ignore[no-untyped-call]
         datasets_dir=str(config / "datasets"), runs_dir=str(config / "runs"), **INTEGRATIONS_OFF
