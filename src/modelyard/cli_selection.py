@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from modelyard.quality import EXIT_GATE_FAILED
+
+if TYPE_CHECKING:
+    from modelyard.tracking import Tracker
 
 selection_app = typer.Typer(
     help="Photo selection from human decisions: integrity gate, inspection, demo data.",
@@ -161,9 +164,8 @@ def ranker_train(
     gate = selection_gates.load(gates, "rank", selection_gates.RANK_KEYS)
     with database() as conn:
         decisions = data.load(conn, datasets_db.find(conn, dataset))
-    outcome = rank_run.run(
-        decisions, Cache(cache, embed_params), rank_params, gate, out, stages.tracker()
-    )
+    tracker = stages.tracker()
+    outcome = rank_run.run(decisions, Cache(cache, embed_params), rank_params, gate, out, tracker)
     m = outcome.metadata
     sizes = m["sizes"]
     typer.echo(
@@ -185,5 +187,78 @@ def ranker_train(
     for reason in m["gate"]["reasons"]:
         typer.echo(f"  {reason}")
     typer.echo(f"metadata: {outcome.path}")
+    _register(tracker, m, out)
     if not outcome.passed:
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+crop_app = typer.Typer(help="The crop proposer: the box a person crops a photo to.")
+
+
+@crop_app.command("train")
+def crop_train(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Name, policy/name or id.")],
+    out: Annotated[Path, typer.Option(help="Folder for the model files.")] = Path(
+        "models/selection"
+    ),
+    params: Annotated[Path, typer.Option(help="Params file (crop).")] = Path("params.yaml"),
+    gates: Annotated[Path, typer.Option(help="Acceptance gates (crop).")] = Path(
+        "acceptance_gates.yaml"
+    ),
+) -> None:
+    """Train the crop proposer on a split decisions dataset's cropped photos; mean IoU, BDE
+    and centre distance, overall and by stage, beside the whole-image and centre-crop
+    baselines; exit 2 when the `crop` gate fails."""
+    from modelyard import stages
+    from modelyard.cli_common import database
+    from modelyard.config import Settings, from_mapping, load_params
+    from modelyard.db import datasets as datasets_db
+    from modelyard.selection import crop_run, data
+    from modelyard.selection import gates as selection_gates
+    from modelyard.selection.crop import CropParams
+    from modelyard.storage import ObjectStore
+
+    loaded = load_params(params) if params.is_file() else {}
+    crop_params = from_mapping(CropParams, loaded.get("crop") or {}, "crop")
+    gate = selection_gates.load(gates, "crop", selection_gates.CROP_KEYS)
+    store = ObjectStore(Settings.from_env().storage_url)
+    with database() as conn:
+        decisions = data.load(conn, datasets_db.find(conn, dataset))
+    tracker = stages.tracker()
+    outcome = crop_run.run(decisions, store.get_blob, crop_params, gate, out, tracker)
+    m = outcome.metadata
+    typer.echo("cropped photos by split: " + ", ".join(f"{k} {v}" for k, v in m["crops"].items()))
+    typer.echo(f"{'split':<11} {'model':<12} {'mean IoU':>8} {'BDE':>6} {'centre':>6}")
+    for split in ("validation", "test"):
+        rows = [("proposer", m["metrics"][split]), *m["baselines"][split].items()]
+        for who, v in rows:
+            typer.echo(
+                f"{split:<11} {who:<12} {v['mean_iou']:>8.3f} {v['bde']:>6.3f} "
+                f"{v['centre_distance']:>6.3f}"
+            )
+    stage_line = ", ".join(
+        f"{stage} {v['mean_iou']:.3f} (n={v['n']})"
+        for stage, v in m["by_stage"]["test"]["proposer"].items()
+    )
+    typer.echo(f"test mean IoU by stage: {stage_line}")
+    parity = m["onnx"]["parity"]
+    typer.echo(
+        f"ONNX: {out / m['onnx']['file']} (box off by at most {parity['max_abs_diff']:.1e} "
+        f"over {parity['photos']} test photos)"
+    )
+    typer.echo(f"gate crop: {m['gate']['status']}")
+    for reason in m["gate"]["reasons"]:
+        typer.echo(f"  {reason}")
+    typer.echo(f"metadata: {outcome.path}")
+    _register(tracker, m, out)
+    if not outcome.passed:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _register(tracker: Tracker, metadata: dict[str, Any], folder: Path) -> None:
+    from modelyard.registry import selection as selection_registry
+
+    done = selection_registry.register(tracker.client, metadata, folder)
+    if done is not None:
+        state = "registered" if done["created"] == "true" else "already registered as"
+        typer.echo(f"{state} {done['name']} version {done['version']} (candidate)")

@@ -1,5 +1,5 @@
 """Crop measures against hand-computed cases, the baselines, and a box network whose boxes
-always lie inside the image."""
+always lie inside the image and follow the object."""
 
 from __future__ import annotations
 
@@ -36,13 +36,35 @@ def test_by_stage_splits_the_measures() -> None:
     assert result["2"]["mean_iou"] == 1.0 and result["1"]["mean_iou"] == 0.25
 
 
-def test_boxes_are_always_inside_the_image_and_learn_a_target() -> None:
+def test_boxes_are_always_inside_the_image_and_learn_where_the_object_is() -> None:
+    """A bright square anywhere on a dark frame; the crop is a box around it."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 3)).astype(np.float32)
-    centre = 0.3 + 0.4 / (1 + np.exp(-x[:, :2]))
-    boxes = np.concatenate([centre - 0.1, centre + 0.1], axis=1)
-    network = crop.train(x, boxes, crop.CropParams(epochs=300))
-    predicted = crop.predict(network, x * 50)  # far outside the training range
-    assert np.all(predicted >= 0) and np.all(predicted <= 1)
-    assert np.all(predicted[:, 2] > predicted[:, 0]) and np.all(predicted[:, 3] > predicted[:, 1])
-    assert crop.iou(crop.predict(network, x), boxes).mean() > 0.6
+    n, size = 96, 32
+    x = np.full((n, 3, size, size), 0.1, np.float32)
+    boxes = np.zeros((n, 4), np.float32)
+    for k in range(n):
+        cx, cy = rng.integers(6, size - 6, 2)
+        x[k, :, cy - 3 : cy + 3, cx - 3 : cx + 3] = 0.9
+        boxes[k] = np.clip(
+            [(cx - 6) / size, (cy - 6) / size, (cx + 6) / size, (cy + 6) / size], 0, 1
+        )
+    params = crop.CropParams(image_size=size, epochs=200)
+    network = crop.train(x[:64], boxes[:64], params)
+    wild = rng.normal(0, 50, size=(8, 3, size, size)).astype(np.float32)  # far off any photo
+    for predicted in (crop.predict(network, x), crop.predict(network, wild)):
+        assert np.all(predicted >= 0) and np.all(predicted <= 1 + 1e-6)
+        assert np.all(predicted[:, 2] > predicted[:, 0]) and np.all(
+            predicted[:, 3] > predicted[:, 1]
+        )
+    held_out = crop.iou(crop.predict(network, x[64:]), boxes[64:]).mean()
+    centred = crop.iou(crop.centre_crop(boxes[:64], n - 64), boxes[64:]).mean()
+    assert held_out > 0.5 and held_out > centred + 0.2
+
+
+def test_a_mirrored_photo_has_the_mirrored_crop() -> None:
+    x = np.arange(2 * 3 * 2 * 4, dtype=np.float32).reshape(2, 3, 2, 4)
+    boxes = np.array([[0.1, 0.2, 0.4, 0.9], [0.0, 0.0, 1.0, 0.5]], np.float32)
+    images, targets = crop.mirrored(x, boxes)
+    assert images.shape == (4, 3, 2, 4)
+    np.testing.assert_array_equal(images[2, 0, 0], x[0, 0, 0, ::-1])
+    np.testing.assert_allclose(targets[2:], [[0.6, 0.2, 0.9, 0.9], [0.0, 0.0, 1.0, 0.5]])

@@ -149,6 +149,29 @@ def test_the_ranker_beats_both_baselines_on_the_demo_data(
     assert metadata["onnx"]["parity"]["max_abs_diff"] < 1e-3
     assert metadata["mlflow_run_id"] and len(metadata["data_hash"]) == 64
     assert "test        highest_stage" in stdout
+    assert "registered selection-ranker version 1 (candidate)" in stdout
+    # the crop proposer, on the same dataset's cropped photos
+    done = _run(
+        cli_env,
+        tmp_path,
+        "crop",
+        "train",
+        "--dataset",
+        "photo-lab/bursts",
+        "--params",
+        str(ROOT / "params.yaml"),
+        "--gates",
+        str(ROOT / "acceptance_gates.yaml"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    crop = json.loads((tmp_path / "models" / "selection" / "crop_metadata.json").read_text())
+    iou = crop["metrics"]["test"]["mean_iou"]
+    for baseline in crop["baselines"]["test"].values():
+        assert iou >= baseline["mean_iou"] + 0.1
+    assert crop["gate"]["status"] == "PASS" and crop["onnx"]["parity"]["max_abs_diff"] < 1e-4
+    assert set(crop["by_stage"]["test"]["proposer"]) <= {"1", "2", "3", "4"}
+    assert sum(crop["crops"].values()) == sum(s["crops"] for s in sizes.values())
+    assert "registered selection-crop version 1 (candidate)" in done.stdout
 
 
 @pytest.mark.slow
@@ -162,3 +185,4 @@ def test_when_the_stage_decides_the_ranker_cannot_beat_it_and_the_gate_fails(
     assert metadata["gate"]["status"] == "FAIL"
     assert any("does not beat 'always the highest stage'" in r for r in metadata["gate"]["reasons"])
     assert "gate rank: FAIL" in stdout
+    assert "registered" not in stdout

@@ -56,7 +56,7 @@ def _register_one(
             f"{onnx['sha256'][:12]}...; re-run `modelyard predictor train`"
         )
     name = model_name(codec)
-    found = _version_with(client, name, actual)
+    found = version_with(client, name, actual)
     created = found is None
     if found is None:
         try:
@@ -89,7 +89,7 @@ def _register_one(
             "created": str(created).lower()}  # fmt: skip
 
 
-def _version_with(client: Any, name: str, sha: str) -> Any:
+def version_with(client: Any, name: str, sha: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:

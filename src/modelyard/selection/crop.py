@@ -1,10 +1,15 @@
-"""The crop proposer: from a photo's features to the normalised box ``[x1, y1, x2, y2]`` a
-person would crop it to.
+"""The crop proposer: from a photo to the normalised box ``[x1, y1, x2, y2]`` a person would
+crop it to.
 
-A small MLP predicts the box's centre and size through sigmoids (so every box lies in the
-image with x1 < x2, y1 < y2), trained with an L1 loss on the four edges; its input
-standardisation is fitted on the training crops and carried in the network, so the ONNX
-takes raw features (``features``, N x F) and returns ``box`` (N x 4).
+A crop is drawn around something, wherever it sits in the frame, so the network is
+translation-equivariant where it matters: three small convolutions give a heat map of where
+the crop's centre lies, and the centre is the heat map's soft-argmax (the expected grid
+position), which a few hundred crops are enough to learn. The box's width and height come
+from the features under the heat map and of the whole frame, through a sigmoid. The box is
+then slid inside the image, so every prediction has 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
+whatever the input. Trained full-batch with an L1 loss on the four edges, on each photo and
+its left-right mirror; the ONNX takes the
+photo (``image``, N x 3 x S x S in [0, 1], S = ``image_size``) and returns ``box`` (N x 4).
 
 Measures, on normalised coordinates: IoU; boundary displacement error (BDE: the mean of the
 four edges' absolute displacement); and the distance between the two boxes' centres. The
@@ -18,58 +23,88 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
-INPUT, OUTPUT = "features", "box"
+INPUT, OUTPUT = "image", "box"
 MIN_SIDE = 0.05
 
 
 @dataclass(frozen=True, kw_only=True)
 class CropParams:
-    hidden: tuple[int, ...] = (32,)
-    epochs: int = 400
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-2
+    image_size: int = 64
+    width: int = 8  # channels of each convolution
+    epochs: int = 500
+    learning_rate: float = 1e-2
+    weight_decay: float = 1e-3
+    mirror: bool = True  # train on each photo's left-right mirror too
     seed: int = 0
 
 
 class BoxNetwork(nn.Module):
-    x_mean: torch.Tensor
-    x_std: torch.Tensor
-
-    def __init__(self, n_features: int, params: CropParams) -> None:
+    def __init__(self, params: CropParams) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = n_features
-        for h in params.hidden:
-            layers += [nn.Linear(width, h), nn.GELU()]
-            width = h
-        layers.append(nn.Linear(width, 4))
-        self.mlp = nn.Sequential(*layers)
-        self.register_buffer("x_mean", torch.zeros(n_features))
-        self.register_buffer("x_std", torch.ones(n_features))
+        w = params.width
+        self.features = nn.Sequential(
+            nn.Conv2d(3, w, 3, padding=1),
+            nn.GELU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.GELU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.GELU(),
+        )
+        self.heat = nn.Conv2d(w, 1, 1)
+        self.size = nn.Linear(2 * w, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raw = torch.sigmoid(self.mlp((x - self.x_mean) / self.x_std))
-        side = MIN_SIDE + (1 - MIN_SIDE) * raw[:, 2:]
-        centre = side / 2 + (1 - side) * raw[:, :2]  # the box stays inside the image
-        return torch.cat([centre - side / 2, centre + side / 2], dim=1)
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        f = self.features(image)
+        n, _, h, w = f.shape
+        heat = self.heat(f).flatten(1).softmax(1).view(n, 1, h, w)
+        xs = (torch.arange(w, dtype=image.dtype) + 0.5) / w
+        ys = (torch.arange(h, dtype=image.dtype) + 0.5) / h
+        centre = torch.stack([(heat.sum(2)[:, 0] * xs).sum(1), (heat.sum(3)[:, 0] * ys).sum(1)], 1)
+        pooled = torch.cat([(f * heat).sum((2, 3)), f.mean((2, 3))], 1)
+        side = MIN_SIDE + (1 - MIN_SIDE) * torch.sigmoid(self.size(pooled))
+        low = torch.minimum((centre - side / 2).clamp(min=0.0), 1 - side)  # slid inside
+        return torch.cat([low, low + side], dim=1)
+
+
+def to_input(images: Sequence[Image.Image], size: int) -> np.ndarray:
+    """Photos as the network takes them: RGB, ``size`` x ``size``, N x 3 x S x S in [0, 1]."""
+    if not images:
+        return np.zeros((0, 3, size, size), np.float32)
+    arrays = [
+        np.asarray(i.convert("RGB").resize((size, size), Image.Resampling.BILINEAR), np.float32)
+        for i in images
+    ]
+    return (np.stack(arrays) / 255).transpose(0, 3, 1, 2).copy()
+
+
+def mirrored(x: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photos and their crops with each photo's left-right mirror added: a crop around
+    something is still around it in the mirror, and the training crops double."""
+    flipped = boxes[:, [2, 1, 0, 3]] * np.array([-1, 1, -1, 1]) + np.array([1, 0, 1, 0])
+    return (
+        np.concatenate([x, x[..., ::-1]]).astype(np.float32),
+        np.concatenate([boxes, flipped]).astype(np.float32),
+    )
 
 
 def train(x: np.ndarray, boxes: np.ndarray, params: CropParams) -> BoxNetwork:
     torch.manual_seed(params.seed)
-    network = BoxNetwork(x.shape[1], params)
-    std = x.std(axis=0)
-    network.x_mean.copy_(torch.from_numpy(x.mean(axis=0)))
-    network.x_std.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
-    features, target = torch.from_numpy(x), torch.from_numpy(boxes.astype(np.float32))
+    network = BoxNetwork(params)
+    if params.mirror:
+        x, boxes = mirrored(x, boxes)
+    images, target = torch.from_numpy(x), torch.from_numpy(boxes.astype(np.float32))
     optimiser = torch.optim.AdamW(
         network.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
     )
     network.train()
     for _ in range(params.epochs):
         optimiser.zero_grad()
-        loss = torch.nn.functional.l1_loss(network(features), target)
+        loss = torch.nn.functional.l1_loss(network(images), target)
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
     return network.eval()

@@ -18,6 +18,13 @@ RANK_KEYS = (
     "min_test_groups",
     "parity_output",
 )
+CROP_KEYS = (
+    "min_mean_iou",
+    "min_margin_over_centre_crop",
+    "min_margin_over_whole_image",
+    "min_test_crops",
+    "parity_box",
+)
 
 
 def load(path: Path, section: str, keys: tuple[str, ...]) -> dict[str, float]:

@@ -13,6 +13,7 @@ gate, MLflow run). A failing gate is reported, loudly, and the exit status says 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +23,9 @@ import numpy as np
 import torch
 
 from modelyard.errors import GateError
-from modelyard.export import onnx as onnx_export
 from modelyard.export.manifest import sha256_path
-from modelyard.files import write_atomic, write_json
-from modelyard.selection import data, features, ranker
+from modelyard.files import write_json
+from modelyard.selection import data, features, outputs, ranker
 from modelyard.selection.data import Decisions, Shot
 from modelyard.selection.embeddings import Cache
 from modelyard.selection.ranker import RankerParams
@@ -33,7 +33,7 @@ from modelyard.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-EXPERIMENT = "selection"
+EXPERIMENT = outputs.EXPERIMENT
 NAME = "ranker"
 
 
@@ -70,8 +70,14 @@ def run(
             f"ONNX parity: score off by {parity['max_abs_diff']:.2e} > {gate['parity_output']}"
         )
     torch.save(network.state_dict(), out / f"{NAME}.pt")
-    run_id = _track(
-        tracker, params, results, verdict, reasons, decisions, [onnx_path, out / f"{NAME}.pt"]
+    run_id = outputs.track(
+        tracker,
+        NAME,
+        params,
+        results,
+        (verdict, reasons),
+        decisions,
+        [onnx_path, out / f"{NAME}.pt"],
     )
     metadata = {
         "model": NAME,
@@ -183,68 +189,24 @@ def _export(
     n_features: int,
 ) -> tuple[Path, dict[str, Any]]:
     target = out / f"{NAME}.onnx"
-    staged = target.with_name(target.name + ".staged")
-    example = torch.zeros(4, n_features)
-    onnx_export.write_network(
-        network,
-        example,
-        staged,
-        input_name=ranker.INPUT,
-        outputs=(ranker.OUTPUT,),
-        dynamic_batch=True,
-    )
-    runner = onnx_export.open_runtime(staged, (ranker.OUTPUT,), threads=1)
     x, idx, _ = packed
-    worst, same_top = 0.0, 0
-    for g in idx:
-        burst = x[g]
-        ours = ranker.scores(network, burst)
-        theirs = runner(burst)[0]
-        worst = max(worst, float(np.max(np.abs(ours - theirs))))
-        same_top += int(np.argmax(ours) == np.argmax(theirs))
-    write_atomic(target, staged.read_bytes())
-    staged.unlink()
-    return target, {
-        "bursts": len(idx),
-        "max_abs_diff": worst,
-        "same_top_pick": same_top,
-        "tolerance": gate["parity_output"],
-    }
 
+    def check(onnx: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
+        worst, same_top = 0.0, 0
+        for g in idx:
+            ours, theirs = ranker.scores(network, x[g]), onnx(x[g])
+            worst = max(worst, float(np.max(np.abs(ours - theirs))))
+            same_top += int(np.argmax(ours) == np.argmax(theirs))
+        return {
+            "bursts": len(idx),
+            "max_abs_diff": worst,
+            "same_top_pick": same_top,
+            "tolerance": gate["parity_output"],
+        }
 
-def _track(
-    tracker: Tracker | None,
-    params: RankerParams,
-    results: dict[str, Any],
-    verdict: str,
-    reasons: list[str],
-    decisions: Decisions,
-    files: list[Path],
-) -> str | None:
-    if tracker is None:
-        return None
-    run = tracker.start_run(
-        EXPERIMENT,
-        run_name=NAME,
-        tags={
-            "modelyard.kind": "ranker",
-            "data_hash": decisions.data_hash,
-            "dataset": decisions.dataset,
-        },
-    )
-    run.log_params(asdict(params))
-    metrics = {
-        f"{split}.{who}.{k}": v
-        for split, r in results.items()
-        for who, values in r.items()
-        for k, v in values.items()
-        if np.isfinite(v)
-    }
-    run.log_metrics(metrics, step=0)
-    run.set_tags({"gate_status": verdict, "gate_reasons": "; ".join(reasons)[:4000]})
-    run.log_artifacts(files)
-    run.finish()
-    return run.run_id
+    example = torch.zeros(4, n_features)
+    parity = outputs.export_checked(network, example, target, (ranker.INPUT, ranker.OUTPUT), check)
+    return target, parity
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:

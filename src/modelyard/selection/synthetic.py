@@ -36,7 +36,7 @@ class SelectionConfig:
     max_shots: int = 6
     size: int = 96
     projects: tuple[str, ...] = ("proj-a", "proj-b")
-    crop_rate: float = 0.4  # of the kept shots, the share a person cropped
+    crop_rate: float = 0.7  # of the kept shots, the share a person cropped
     taste_noise: float = 0.15  # how far a person's choice strays from the best shot
     stage_decisive: bool = False
     seed: int = 0

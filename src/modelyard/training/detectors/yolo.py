@@ -68,9 +68,9 @@ def _ultralytics(home: Path) -> Any:
     from ultralytics import YOLO, settings  # type: ignore[attr-defined]
     from ultralytics.utils import patches
 
-    Image.open = patches._image_open  # type: ignore[attr-defined]
+    Image.open = patches._image_open
 
-    settings.update(  # type: ignore[no-untyped-call]
+    settings.update(
         datasets_dir=str(config / "datasets"), runs_dir=str(config / "runs"), **INTEGRATIONS_OFF
     )
     return YOLO
