@@ -29,6 +29,7 @@ Messages name the thing that is wrong, the value, and what to do about it.
     ├── RegistryError               a model version cannot be registered or promoted
     │   └── GateError               acceptance gates are missing, malformed, or not cleared
     ├── TelemetryError              a telemetry window does not fit its bundle's reference
+    ├── BudgetError                 today's token budget for the labelling/audit hook is spent
     └── DeliveryError               the bundle API refused a device's request, or a download
                                     did not finish (the SDK's errors; ``status`` is the HTTP one)
 """
@@ -122,6 +123,11 @@ class GateError(RegistryError):
 
 class TelemetryError(ModelyardError):
     """A telemetry window does not fit the reference statistics of its bundle."""
+
+
+class BudgetError(ModelyardError):
+    """Today's token budget for the LLM/VLM labelling or audit hook is spent: calls pause
+    until the next UTC day (or a larger budget)."""
 
 
 class DeliveryError(ModelyardError):
