@@ -418,6 +418,37 @@ def ingest_sqlite_decisions(
     _ingest("sqlite-decisions", path, dataset, images_dir, report, add_classes=False)
 
 
+@ingest_app.command("legacy-csv")
+def ingest_legacy_csv(
+    sources: Annotated[list[Path], typer.Argument(help="Legacy decision CSV files.")],
+    database: Annotated[
+        Path, typer.Option("--out", help="The NEW version-3 decisions database to write.")
+    ],
+    report: _REPORT = None,
+) -> None:
+    """Backfill legacy decision CSVs into a NEW version-3 decisions database (the CSVs are
+    never changed), for `modelyard ingest sqlite-decisions`. Columns are matched by name
+    (filename/file/path, group/burst, project, action/decision, width, height, crop or
+    crop_x1..crop_y2 in pixels or normalised, stage, label, timestamp); rows that break an
+    integrity rule are left out and reported."""
+    from modelyard.selection import legacy
+
+    done = legacy.convert(sources, database)
+    target = report or database.with_name(database.stem + "_backfill.json")
+    write_json(target, done.as_dict())
+    left_out = len({r["row_id"] for r in done.rejected})
+    out.print(
+        f"backfill: {done.written} rows written to {done.database} (version 3), "
+        f"{left_out} rows left out"
+    )
+    for r in done.rejected[:10]:
+        where = f"{r['file']}:{r['line']}"
+        out.print(f"  {where}: {r['field']} = {r['value']}: {r['reason']} (fix: {r['fix']})")
+    out.print(f"report: {target}")
+    if done.rejected:
+        raise typer.Exit(EXIT_REJECTED)
+
+
 @ingest_app.command("corpus")
 def ingest_corpus(
     path: Path,
