@@ -16,7 +16,7 @@ DEMO_DEVICES = --policy demo-policy --devices 24 --start-server --base-url http:
 	--cache .modelyard/devices \
 	--api-key cus_acme=@$(DEMO_KEYS)/cus_acme.key --api-key cus_beta=@$(DEMO_KEYS)/cus_beta.key
 
-.PHONY: demo predictor-demo test install lint typecheck importlint pytest bench clean-demo
+.PHONY: demo predictor-demo selection-demo test install lint typecheck importlint pytest bench clean-demo
 
 demo: $(STAMP)
 	$(BIN)/modelyard db up
@@ -80,6 +80,24 @@ predictor-demo: $(STAMP)
 		echo "exit status $$status (2: not every codec passed, as this corpus is built to show)"; \
 		test $$status -eq 2
 	@echo "cards: models/predictor/predictor_<codec>_card.md; report: reports/predictor/report.json"
+
+# Photo selection on a generated decisions database: inspection -> embeddings -> ranker ->
+# crop proposer -> metadata, daily summary, registered versions.
+SELECTION = data/selection
+selection-demo: $(STAMP)
+	$(BIN)/modelyard db up
+	$(BIN)/modelyard db migrate
+	rm -rf $(SELECTION)
+	$(BIN)/modelyard selection demo-data --out $(SELECTION)
+	$(BIN)/modelyard selection inspect $(SELECTION)/decisions.db
+	$(BIN)/modelyard dataset create --policy photo-lab --name bursts --classes keep --exist-ok
+	$(BIN)/modelyard ingest sqlite-decisions $(SELECTION)/decisions.db --dataset photo-lab/bursts \
+		--images-dir $(SELECTION)/images
+	$(BIN)/modelyard dataset split photo-lab/bursts --ratios 0.6,0.2,0.2 --seed 0
+	$(BIN)/modelyard embed --dataset photo-lab/bursts
+	$(BIN)/modelyard ranker train --dataset photo-lab/bursts
+	$(BIN)/modelyard crop train --dataset photo-lab/bursts
+	$(BIN)/modelyard selection summary
 
 test: $(STAMP) lint typecheck importlint pytest
 

@@ -49,6 +49,22 @@ def inspect(
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
+@selection_app.command("summary")
+def summary(
+    reports: Annotated[Path, typer.Option(help="The daily summaries folder.")] = Path(
+        "reports/daily_summaries"
+    ),
+    models: Annotated[Path, typer.Option(help="Folder of the selection models.")] = Path(
+        "models/selection"
+    ),
+) -> None:
+    """Write today's summary, reports/daily_summaries/<UTC date>.md: the latest integrity
+    inspection and each selection model's figures beside its baselines, with its gate."""
+    from modelyard.selection import summary as daily
+
+    typer.echo(f"daily summary: {daily.write(reports, models)}")
+
+
 @selection_app.command("demo-data")
 def demo_data(
     out: Annotated[Path, typer.Option(help="Folder for decisions.db and images/.")] = Path(

@@ -172,6 +172,14 @@ def test_the_ranker_beats_both_baselines_on_the_demo_data(
     assert set(crop["by_stage"]["test"]["proposer"]) <= {"1", "2", "3", "4"}
     assert sum(crop["crops"].values()) == sum(s["crops"] for s in sizes.values())
     assert "registered selection-crop version 1 (candidate)" in done.stdout
+    # the daily summary, from what the steps left
+    summary = _run(cli_env, tmp_path, "selection", "summary")
+    assert summary.returncode == 0, summary.stdout + summary.stderr
+    text = next((tmp_path / "reports" / "daily_summaries").glob("20*.md")).read_text()
+    acc = test["selection_accuracy"]
+    assert f"| test | ranker | {acc:.3f} |" in text
+    assert f"| test | proposer | {iou:.3f} |" in text
+    assert "Not run: `modelyard selection inspect DB` first." in text  # no inspection here
 
 
 @pytest.mark.slow
