@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelyard.quality import EXIT_GATE_FAILED
 
 if TYPE_CHECKING:
+    from modelyard.selection.outputs import Outcome
     from modelyard.tracking import Tracker
 
 selection_app = typer.Typer(
@@ -199,13 +200,7 @@ def ranker_train(
         f"ONNX: {out / m['onnx']['file']} (score off by at most {parity['max_abs_diff']:.1e} "
         f"over {parity['bursts']} test bursts)"
     )
-    typer.echo(f"gate rank: {m['gate']['status']}")
-    for reason in m["gate"]["reasons"]:
-        typer.echo(f"  {reason}")
-    typer.echo(f"metadata: {outcome.path}")
-    _register(tracker, m, out)
-    if not outcome.passed:
-        raise typer.Exit(EXIT_GATE_FAILED)
+    _conclude("rank", outcome, tracker, out)
 
 
 crop_app = typer.Typer(help="The crop proposer: the box a person crops a photo to.")
@@ -262,19 +257,22 @@ def crop_train(
         f"ONNX: {out / m['onnx']['file']} (box off by at most {parity['max_abs_diff']:.1e} "
         f"over {parity['photos']} test photos)"
     )
-    typer.echo(f"gate crop: {m['gate']['status']}")
+    _conclude("crop", outcome, tracker, out)
+
+
+def _conclude(gate: str, outcome: Outcome, tracker: Tracker, folder: Path) -> None:
+    """The gate's verdict and reasons, the metadata file, the registered version (a passing
+    model only); exit 2 when the gate failed."""
+    from modelyard.registry import selection as selection_registry
+
+    m = outcome.metadata
+    typer.echo(f"gate {gate}: {m['gate']['status']}")
     for reason in m["gate"]["reasons"]:
         typer.echo(f"  {reason}")
     typer.echo(f"metadata: {outcome.path}")
-    _register(tracker, m, out)
-    if not outcome.passed:
-        raise typer.Exit(EXIT_GATE_FAILED)
-
-
-def _register(tracker: Tracker, metadata: dict[str, Any], folder: Path) -> None:
-    from modelyard.registry import selection as selection_registry
-
-    done = selection_registry.register(tracker.client, metadata, folder)
+    done = selection_registry.register(tracker.client, m, folder)
     if done is not None:
         state = "registered" if done["created"] == "true" else "already registered as"
         typer.echo(f"{state} {done['name']} version {done['version']} (candidate)")
+    if not outcome.passed:
+        raise typer.Exit(EXIT_GATE_FAILED)

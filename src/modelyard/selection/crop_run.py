@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,22 +27,15 @@ from PIL import Image
 
 from modelyard.errors import GateError
 from modelyard.export.manifest import sha256_path
-from modelyard.files import write_json
 from modelyard.selection import crop, outputs
 from modelyard.selection.crop import CropParams
 from modelyard.selection.data import Decisions, Shot
+from modelyard.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 NAME = "crop"
 SPLITS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True, kw_only=True)
-class CropOutcome:
-    metadata: dict[str, Any]
-    path: Path  # the metadata file
-    passed: bool
 
 
 def run(
@@ -51,8 +44,8 @@ def run(
     params: CropParams,
     gate: dict[str, float],
     out: Path,
-    tracker: Any,
-) -> CropOutcome:
+    tracker: Tracker | None,
+) -> outputs.Outcome:
     crops = {name: [s for s in decisions.split(name) if s.crop] for name in SPLITS}
     if not crops["train"]:
         raise GateError(
@@ -113,13 +106,7 @@ def run(
         },
         "mlflow_run_id": run_id,
     }
-    path = out / f"{NAME}_metadata.json"
-    write_json(path, metadata)
-    if verdict == "PASS":
-        log.info("crop proposer: gate PASS")
-    else:
-        log.error("crop proposer: gate FAIL: %s", "; ".join(reasons))
-    return CropOutcome(metadata=metadata, path=path, passed=verdict == "PASS")
+    return outputs.finish(out, NAME, metadata)
 
 
 def _images(shots: list[Shot], read: Callable[[str], bytes], size: int) -> np.ndarray:

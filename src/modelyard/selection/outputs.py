@@ -3,8 +3,9 @@ metric, the gate, the files) and an ONNX file written only once onnxruntime has 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,32 @@ import numpy as np
 import torch
 
 from modelyard.export import onnx as onnx_export
-from modelyard.files import write_atomic
+from modelyard.files import write_atomic, write_json
 from modelyard.selection.data import Decisions
 from modelyard.tracking import Tracker
 
+log = logging.getLogger(__name__)
+
 EXPERIMENT = "selection"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    metadata: dict[str, Any]
+    path: Path  # the metadata file
+    passed: bool
+
+
+def finish(out: Path, name: str, metadata: dict[str, Any]) -> Outcome:
+    """Write ``<name>_metadata.json`` and say the gate's verdict, loudly when it failed."""
+    path = out / f"{name}_metadata.json"
+    write_json(path, metadata)
+    gate = metadata["gate"]
+    if gate["status"] == "PASS":
+        log.info("%s: gate PASS", name)
+    else:
+        log.error("%s: gate FAIL: %s", name, "; ".join(gate["reasons"]))
+    return Outcome(metadata=metadata, path=path, passed=gate["status"] == "PASS")
 
 
 def export_checked(

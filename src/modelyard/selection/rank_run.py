@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ import torch
 
 from modelyard.errors import GateError
 from modelyard.export.manifest import sha256_path
-from modelyard.files import write_json
 from modelyard.selection import data, features, outputs, ranker
 from modelyard.selection.data import Decisions, Shot
 from modelyard.selection.embeddings import Cache
@@ -37,13 +36,6 @@ EXPERIMENT = outputs.EXPERIMENT
 NAME = "ranker"
 
 
-@dataclass(frozen=True, kw_only=True)
-class RankOutcome:
-    metadata: dict[str, Any]
-    path: Path  # the metadata file
-    passed: bool
-
-
 def run(
     decisions: Decisions,
     cache: Cache,
@@ -51,7 +43,7 @@ def run(
     gate: dict[str, float],
     out: Path,
     tracker: Tracker | None,
-) -> RankOutcome:
+) -> outputs.Outcome:
     splits = {name: data.groups(decisions.split(name)) for name in ("train", "validation", "test")}
     if not splits["train"]:
         raise GateError(f"dataset {decisions.dataset}: no training bursts; split the dataset")
@@ -109,13 +101,7 @@ def run(
         },
         "mlflow_run_id": run_id,
     }
-    path = out / f"{NAME}_metadata.json"
-    write_json(path, metadata)
-    if verdict == "PASS":
-        log.info("ranker: gate PASS")
-    else:
-        log.error("ranker: gate FAIL: %s", "; ".join(reasons))
-    return RankOutcome(metadata=metadata, path=path, passed=verdict == "PASS")
+    return outputs.finish(out, NAME, metadata)
 
 
 def _pack(
