@@ -98,6 +98,14 @@ selection-demo: $(STAMP)
 	$(BIN)/modelyard ranker train --dataset photo-lab/bursts
 	$(BIN)/modelyard crop train --dataset photo-lab/bursts
 	$(BIN)/modelyard selection summary
+	@echo "the ranker through the bridge to photo-lab's canary, and three devices fetching it (ONNX only: the android and ios devices are told so):"
+	$(BIN)/modelyard keys signing init --exist-ok
+	$(BIN)/modelyard promote selection-ranker candidate --to canary --weight 100 --actor demo
+	$(BIN)/modelyard bundles show photo-lab/canary
+	$(BIN)/modelyard keys create --customer cus_lab --save $(DEMO_KEYS)/cus_lab.key --exist-ok
+	$(BIN)/modelyard device simulate --policy photo-lab --devices 3 --start-server \
+		--base-url http://127.0.0.1:0 --cache .modelyard/devices \
+		--api-key cus_lab=@$(DEMO_KEYS)/cus_lab.key
 
 test: $(STAMP) lint typecheck importlint pytest
 

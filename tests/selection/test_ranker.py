@@ -1,6 +1,7 @@
 """The group ranker: its metrics and baselines against hand-computed values, group-disjoint
 splits enforced, and the whole user path (demo data -> ingest -> split -> embed -> ranker
-train) beating both baselines, then failing its gate when the stage decides the choice."""
+train -> crop train -> summary -> promoted through the bridge to a device) beating both
+baselines, then failing its gate when the stage decides the choice."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from modelyard.errors import StateError
 from modelyard.selection import data, ranker
 from modelyard.selection.data import Shot
 from tests.conftest import MODELYARD
+from tests.serving.fleet import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,6 +182,52 @@ def test_the_ranker_beats_both_baselines_on_the_demo_data(
     assert f"| test | ranker | {acc:.3f} |" in text
     assert f"| test | proposer | {iou:.3f} |" in text
     assert "Not run: `modelyard selection inspect DB` first." in text  # no inspection here
+    _bundle_both(cli_env, tmp_path)
+
+
+def _bundle_both(env: dict[str, str], cwd: Path) -> None:
+    """Both registered versions through the bridge: each bundled with its reference measured on
+    the test photos; the ranker activated and served to a linux device; the crop proposer
+    refused the same tier (one bundle per policy and tier)."""
+    asts = str(ROOT / "config" / "policy_asts")
+    assert _run(env, cwd, "keys", "signing", "init").returncode == 0
+    promote = (
+        "promote",
+        "--to",
+        "canary",
+        "--weight",
+        "100",
+        "--actor",
+        "t",
+        "--policy-asts",
+        asts,
+    )
+    ranked = _run(env, cwd, *promote[:1], "selection-ranker", "candidate", *promote[1:])
+    assert ranked.returncode == 0, ranked.stdout + ranked.stderr
+    assert "photo-lab/v1: reference statistics on 180 images" in ranked.stdout
+    assert "photo-lab/v1: activated canary weight 100" in ranked.stdout
+    cropped = _run(env, cwd, *promote[:1], "selection-crop", "candidate", *promote[1:])
+    assert cropped.returncode == 4, cropped.stdout + cropped.stderr
+    assert "photo-lab/v2: reference statistics on 180 images" in cropped.stdout
+    assert "both selection-ranker v1 and selection-crop v1 hold it" in cropped.stdout
+    shown = _run(env, cwd, "bundles", "show", "photo-lab/v2")
+    assert "box_width" in shown.stdout and "onnx/crop.onnx" in shown.stdout, shown.stdout
+    key = cwd / "lab.key"
+    made = _run(env, cwd, "keys", "create", "--customer", "cus_lab", "--save", str(key))
+    assert made.returncode == 0, made.stderr
+    port = free_port()
+    devices = _run(
+        env, cwd, "device", "simulate", "--policy", "photo-lab", "--api-key", f"cus_lab=@{key}",
+        "--devices", "3", "--base-url", f"http://127.0.0.1:{port}", "--start-server", "--json",
+    )  # fmt: skip
+    assert devices.returncode == 0, devices.stdout + devices.stderr
+    by_platform = {
+        d["platform"]: d for d in json.loads(devices.stdout[devices.stdout.index("[") :])
+    }
+    linux = by_platform["linux"]
+    assert (linux["tier"], linux["bundle_version"], linux["telemetry"]) == ("canary", 1, "created")
+    assert linux["files_verified"] == 2  # the ONNX and its manifest, each sha256 checked
+    assert "has no coreml artifact; it has onnx" in by_platform["ios"]["error"]
 
 
 @pytest.mark.slow

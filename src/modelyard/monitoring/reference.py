@@ -39,6 +39,12 @@ BINS: dict[str, tuple[float, float, int]] = {  # name -> (low, high, count)
     "brightness": (0.0, 256.0, 16),
     "contrast": (0.0, 128.0, 16),
     "blur": (0.0, 5.0, 20),
+    # photo-selection bundles (see monitoring.selection_reference)
+    "box_centre_x": (0.0, 1.0, 20),
+    "box_centre_y": (0.0, 1.0, 20),
+    "box_width": (0.0, 1.0, 20),
+    "box_height": (0.0, 1.0, 20),
+    "burst_size": (0.0, 20.0, 20),
 }
 
 

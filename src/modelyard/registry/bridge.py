@@ -12,7 +12,8 @@ stage; a version holding both tiers is production). For each promoted version:
 3. every artifact is written to ``verify-ai-models/<policy>/v<N>/...`` in the bucket and read
    back with its sha256 checked, then the row is marked verified;
 4. the reference statistics (``snapshot_type='promotion'``) are measured with the exported
-   model on the test split and stored;
+   model on the test split and stored (a photo-selection model's on its decisions dataset's
+   test photos, ``monitoring.selection_reference``);
 5. under the policy lock, with the registry read again, the tier's holder is activated (the
    bundle it replaces deactivated), and every change is written to the audit log;
 6. each active bundle's manifest is signed (``manifest``) when it was activated or moved,
@@ -56,9 +57,10 @@ from modelyard.errors import (
 from modelyard.evaluation import gates
 from modelyard.evaluation.run import summary
 from modelyard.export.manifest import sha256_path
-from modelyard.monitoring import reference
-from modelyard.registry import manifest
+from modelyard.monitoring import reference, selection_reference
+from modelyard.registry import manifest, selection
 from modelyard.registry.register import SCHEMA_VERSION
+from modelyard.selection import data as selection_data
 from modelyard.signing import SigningKey
 from modelyard.storage import ObjectStore, sha256_bytes
 from modelyard.training.lineage import canonical_hash
@@ -500,10 +502,20 @@ def _reserve(
 
 
 def _gold(evaluation: dict[str, Any], gate_status: str) -> dict[str, Any]:
-    return {"gate_status": gate_status, "headline": evaluation["headline"], **summary(evaluation)}
+    figures = (
+        selection.gold(evaluation) if selection.is_selection(evaluation["task"])
+        else summary(evaluation)
+    )  # fmt: skip
+    return {"gate_status": gate_status, "headline": evaluation["headline"], **figures}
 
 
 def _reference(bridge: Bridge, folder: Path, dataset_id: str) -> reference.ReferenceStats:
+    evaluation = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
+    if selection.is_selection(evaluation["task"]):
+        decisions = selection_data.load(bridge.conn, datasets_db.find(bridge.conn, dataset_id))
+        return selection_reference.capture(
+            folder, decisions.split("test"), bridge.store.get_blob, bridge.max_samples
+        )
     rows = samples.of_split(bridge.conn, dataset_id, "test", bridge.max_samples)
     if not rows:
         raise StateError(

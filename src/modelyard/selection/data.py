@@ -40,7 +40,8 @@ class Shot:
 
 @dataclass(frozen=True, kw_only=True)
 class Decisions:
-    dataset: str
+    dataset: str  # its name
+    dataset_id: str
     shots: tuple[Shot, ...]
     integrity: integrity.Integrity
     data_hash: str  # over (image sha256, action, crop, split, group) of every shot
@@ -83,8 +84,12 @@ def load(conn: Connection, dataset: Dataset) -> Decisions:
     for s in sorted(shots, key=lambda s: s.sha256):
         digest.update(f"{s.sha256}\0{s.action}\0{s.crop}\0{s.split}\0{s.group}\n".encode())
     return Decisions(
-        dataset=dataset.name, shots=shots, integrity=checked, data_hash=digest.hexdigest()
-    )  # fmt: skip
+        dataset=dataset.name,
+        dataset_id=str(dataset.id),
+        shots=shots,
+        integrity=checked,
+        data_hash=digest.hexdigest(),
+    )
 
 
 def groups(shots: Sequence[Shot]) -> list[list[Shot]]:

@@ -16,6 +16,7 @@ from modelyard.export import onnx as onnx_export
 from modelyard.files import write_atomic, write_json
 from modelyard.selection.data import Decisions
 from modelyard.tracking import Tracker
+from modelyard.training.lineage import git_state
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def track(
     if tracker is None:
         return None
     verdict, reasons = gate
+    sha, dirty = git_state(Path.cwd())
     run = tracker.start_run(
         EXPERIMENT,
         run_name=name,
@@ -83,6 +85,9 @@ def track(
             "modelyard.kind": name,
             "data_hash": decisions.data_hash,
             "dataset": decisions.dataset,
+            "dataset_id": decisions.dataset_id,
+            "git_sha": sha,
+            "git_dirty": str(dirty).lower(),
         },
     )
     run.log_params(asdict(params))

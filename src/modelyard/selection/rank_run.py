@@ -75,6 +75,7 @@ def run(
         "model": NAME,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": decisions.dataset,
+        "dataset_id": decisions.dataset_id,
         "data_hash": decisions.data_hash,
         "sizes": decisions.sizes(),
         "unrankable_groups": data.unrankable(decisions.shots),

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("coreml", "onnx", "tflite")
 SUPPORT_ROLES = ("calibration", "classes")  # files every device gets beside its model
-PER_IMAGE = ("confidence", "brightness", "contrast", "blur", "detections_per_image")
+PER_IMAGE = (  # one value per photo (a crop proposer's box too)
+    "confidence", "brightness", "contrast", "blur", "detections_per_image",
+    "box_centre_x", "box_centre_y", "box_width", "box_height",
+)  # fmt: skip
 
 
 def artifact_url(bundle_id: uuid.UUID | str, name: str) -> str:
