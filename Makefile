@@ -16,7 +16,7 @@ DEMO_DEVICES = --policy demo-policy --devices 24 --start-server --base-url http:
 	--cache .modelyard/devices \
 	--api-key cus_acme=@$(DEMO_KEYS)/cus_acme.key --api-key cus_beta=@$(DEMO_KEYS)/cus_beta.key
 
-.PHONY: demo predictor-demo selection-demo test install lint typecheck importlint pytest bench clean-demo
+.PHONY: demo predictor-demo selection-demo test install lint typecheck importlint pytest bench docs clean-demo
 
 demo: $(STAMP)
 	$(BIN)/modelyard db up
@@ -129,6 +129,10 @@ importlint: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+	@echo "the documentation is in site/index.html"
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -47,6 +47,32 @@ def run(
     _print(Console(), [manifest])
 
 
+@export_app.command("verify")
+def verify(
+    format_name: Annotated[str, typer.Option("--format", help=f"One of {formats.names()}.")],
+    params: Annotated[Path, typer.Option(help="Params file.")] = Path("params.yaml"),
+    model: Annotated[Path, typer.Option(help="train's output.")] = Path("models/train"),
+    converted: Annotated[Path, typer.Option(help="convert's output.")] = Path("data/converted"),
+    snapshot: Annotated[Path, typer.Option(help="Snapshot folder.")] = Path("data/snapshot"),
+    out: Annotated[Path | None, typer.Option(help="Artifacts folder.")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="Metrics JSON.")] = None,
+) -> None:
+    """Check the artifacts already exported (the same bytes) in their runtime and record the
+    result: run on a Mac, CoreML's skipped parity becomes passed (or failed)."""
+    from modelyard import stages
+    from modelyard.export.run import ExportPaths
+    from modelyard.export.samples import SamplePaths
+
+    paths = ExportPaths(
+        model=model,
+        samples=SamplePaths(converted=converted, snapshot=snapshot),
+        out=out or Path("models/export") / format_name,
+        metrics=metrics or Path("reports/export") / f"{format_name}.json",
+    )
+    manifest = stages.verify_export(load_params(params), format_name, paths)
+    _print(Console(), [manifest])
+
+
 @export_app.command("show")
 def show(
     folder: Annotated[Path, typer.Argument(help="The export folder.")] = Path("models/export"),

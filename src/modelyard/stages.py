@@ -26,7 +26,7 @@ from modelyard.evaluation.config import EvaluateParams
 from modelyard.evaluation.run import EvaluatePaths, summary
 from modelyard.evaluation.run import evaluate as run_evaluation
 from modelyard.export.config import ExportParams
-from modelyard.export.run import ExportPaths, export_format
+from modelyard.export.run import ExportPaths, export_format, verify_format
 from modelyard.files import write_json
 from modelyard.registry.register import Registered, RegisterInputs
 from modelyard.registry.register import register as run_register
@@ -141,6 +141,15 @@ def export(params: dict[str, Any], format_name: str, paths: ExportPaths) -> dict
             artifact["inference_time_ms"],
             artifact["sha256"][:12],
         )
+    return manifest
+
+
+def verify_export(params: dict[str, Any], format_name: str, paths: ExportPaths) -> dict[str, Any]:
+    """``modelyard export verify``: the format's artifacts already exported, checked again in
+    their runtime, the manifest rewritten with the result."""
+    manifest = verify_format(format_name, section(params, "export", ExportParams), paths)
+    for artifact in manifest["artifacts"]:
+        log.info("%s: parity %s", artifact["file"], artifact["parity"]["status"])
     return manifest
 
 

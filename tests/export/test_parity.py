@@ -95,7 +95,7 @@ def test_value_parity_names_the_worst_images_first() -> None:
 
 def test_value_parity_checks_the_metric_of_a_regressor() -> None:
     reference = np.array([1.0, 2.0, 3.0])
-    loose = Tolerance(box_iou=0.0, score=1.0, map50=1.0, output=1.0, metric=0.1)
+    loose = Tolerance(box_iou=0.0, score=1.0, map50=1.0, output=1.0, metric=0.1, tensor=1.0)
     result = value_parity(
         reference, reference + 0.5, names=["a", "b", "c"], truth=[1.0, 2.0, 3.0],
         task="regress", tol=loose,

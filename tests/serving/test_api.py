@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from modelyard.errors import ConfigError
 from modelyard.serving import dispatch
 from modelyard.serving.api import create_app
 from modelyard.serving.config import ServeParams
@@ -78,11 +79,52 @@ def test_platforms_get_their_format_and_formats_overrides(
     client: httpx.Client, world: World
 ) -> None:
     device = device_in(canary=False)
-    for platform, fmt in (("android", "tflite"), ("ios", "coreml"), ("windows", "onnx")):
+    for platform, fmt in (("android", "tflite"), ("windows", "onnx")):
         body = latest(client, world, device, platform=platform).json()
-        assert {a["format"] for a in body["artifacts"] if a["role"] == "model"} == {fmt}
+        models = [a for a in body["artifacts"] if a["role"] == "model"]
+        assert {a["format"] for a in models} == {fmt}
+        assert all(a["verified"] is True for a in models)
     both = latest(client, world, device, platform="ios", formats="onnx,tflite").json()
     assert {a["format"] for a in both["artifacts"] if a["role"] == "model"} == {"onnx", "tflite"}
+
+
+def test_an_unverified_coreml_is_never_served_silently(client: httpx.Client, world: World) -> None:
+    device = device_in(canary=False)
+    refused = latest(client, world, device, platform="ios")
+    assert refused.status_code == 404
+    problem = refused.json()
+    assert problem["error"] == "unverified_artifact"
+    detail = problem["reason"]
+    assert "coreml artifact is not verified (parity skipped: CoreML predicts on macOS only)" in (
+        detail
+    )
+    assert "formats= one of: onnx, tflite" in detail
+    assert "serve.allow_unverified: [coreml]" in detail
+    # a device that also takes ONNX gets the ONNX, and is told what was withheld
+    fallback = latest(client, world, device, platform="ios", formats="coreml,onnx")
+    assert fallback.status_code == 200
+    assert fallback.headers["X-Modelyard-Withheld"] == "coreml"
+    served = {a["format"] for a in fallback.json()["artifacts"] if a["role"] == "model"}
+    assert served == {"onnx"}
+
+
+def test_an_operator_may_serve_unverified_coreml_and_it_says_so(world: World) -> None:
+    params = ServeParams(cache_ttl_s=0, allow_unverified=("coreml",))
+    with (
+        fleet.live_server(create_app(world.db_url, world.store, params)) as url,
+        httpx.Client(base_url=url, timeout=10) as other,
+    ):
+        body = latest(other, world, device_in(canary=False), platform="ios").json()
+    (model,) = [a for a in body["artifacts"] if a["role"] == "model"]
+    assert model["format"] == "coreml" and model["verified"] is False
+    assert model["verification"] == fleet.COREML_SKIPPED
+    signed = {a["name"]: a for a in json.loads(body["manifest"])["artifacts"]}
+    assert signed[model["name"]]["verified"] is False  # in the signed manifest too
+
+
+def test_allow_unverified_names_only_formats() -> None:
+    with pytest.raises(ConfigError, match=r"serve\.allow_unverified: 'coreml2' is not a format"):
+        ServeParams(allow_unverified=("coreml2",))
 
 
 def test_share_of_10000_devices_in_the_canary_is_its_weight(

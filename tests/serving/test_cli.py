@@ -89,9 +89,12 @@ def test_keys_serve_and_simulated_devices(
     results = json.loads(done.stdout)
     assert len(results) == 8
     for r in results:
+        if r["platform"] == "ios":  # the CoreML was never checked in its runtime: not served
+            assert "coreml artifact is not verified (parity skipped" in r["error"], r
+            continue
         assert r["error"] is None and r["files_verified"] >= 4 and r["telemetry"] == "created"
     assert {r["platform"] for r in results} == {"android", "ios", "linux"}
-    tiers = {r["device_id"]: r["tier"] for r in results}
+    tiers = {r["device_id"]: r["tier"] for r in results if r["platform"] != "ios"}
     from modelyard.serving import dispatch
 
     for device, tier in tiers.items():

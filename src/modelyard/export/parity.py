@@ -1,7 +1,16 @@
 """Does an exported artifact behave like the PyTorch model it came from?
 
-Raw tensors are not compared: a DETR's queries are a set whose order two correct runtimes
-may disagree on. What is compared is what a device acts on:
+Two comparisons, each with bounds per precision (params.yaml ``export.parity``):
+
+- **raw tensors** (``tensor_parity``): every output tensor on every test image, as the
+  largest absolute difference over its channel's scale (the channel's largest absolute
+  value on the test split). A true fp32 export holds this near 1e-6, where a convolution
+  whose weights were changed by 1 % after export moves it far further; the decoded
+  comparison below lets such a change through. A DETR's queries are a set whose order two
+  correct runtimes may disagree on, so an RT-DETR artifact's queries are first paired with
+  PyTorch's (a least-cost assignment on the queries' logits and boxes) and compared pair by
+  pair.
+- **decoded outputs**, what a device acts on:
 
 - detectors: on a sample of test images, every detection at or above ``score_threshold`` on
   either side must have a partner on the other (same class, IoU >= ``match_iou``, partner
@@ -122,8 +131,99 @@ def value_parity(
     return _result(findings, measures)
 
 
+def tensor_parity(
+    reference: Sequence[np.ndarray],
+    artifact: Sequence[np.ndarray],
+    *,
+    tensors: Sequence[str],
+    names: Sequence[str],
+    bound: float,
+    query_set: bool = False,
+    channel_axis: int = -1,
+) -> ParityResult:
+    """Each output tensor (``tensors`` names them, in order) of the artifact against
+    PyTorch's, image by image (``names``): its largest difference over its channel's scale
+    may be at most ``bound``. A channel (along ``channel_axis``: a box coordinate, a class
+    score) is scaled by its own largest absolute value on the test split, so that pixels and
+    probabilities in one tensor are each held to the bound; a channel that stays near zero is
+    scaled by ``SCALE_FLOOR`` of the tensor's largest value instead. ``query_set``: axis 1 is
+    a set of queries (RT-DETR), paired before they are compared."""
+    ref = [np.asarray(t, np.float64) for t in reference]
+    art = [np.asarray(t, np.float64) for t in artifact]
+    scales = [_channel_scales(t, channel_axis) for t in ref]
+    if query_set:
+        art = _paired_queries(ref, art, scales)
+    findings: list[tuple[float, str]] = []
+    measures: dict[str, float] = {}
+    for name, r, a, scale in zip(tensors, ref, art, scales, strict=True):
+        if r.shape != a.shape:
+            findings.append((np.inf, f"tensor {name}: shape {a.shape}, PyTorch's {r.shape}"))
+            continue
+        relative = np.abs(a - r) / scale
+        worst = relative.reshape(len(r), -1).max(axis=1, initial=0.0)
+        measures[f"tensor_{name}_max_rel_delta"] = float(worst.max(initial=0.0))
+        findings += [
+            (float(worst[i]), f"{names[i]}: tensor {name} off by {worst[i]:.1e} of its "
+             f"channel's scale, bound {bound:.0e}")
+            for i in np.flatnonzero(~(worst <= bound))
+        ]  # fmt: skip
+    ordered = [text for _, text in sorted(findings, key=lambda f: -f[0])]
+    return _result(ordered, measures)
+
+
+SCALE_FLOOR = 1e-3  # of a tensor's largest |value|: the least scale a channel is given
+
+
+def _channel_scales(tensor: np.ndarray, axis: int) -> np.ndarray:
+    """Each channel's largest |value| over every other axis, shaped to broadcast."""
+    if tensor.ndim < 2:
+        return np.full((1,) * tensor.ndim, max(float(np.abs(tensor).max(initial=0.0)), 1e-12))
+    axis = axis % tensor.ndim
+    others = tuple(k for k in range(tensor.ndim) if k != axis)
+    per_channel = np.abs(tensor).max(axis=others, keepdims=True)
+    floor = max(float(per_channel.max(initial=0.0)) * SCALE_FLOOR, 1e-12)
+    scaled: np.ndarray = np.maximum(per_channel, floor)
+    return scaled
+
+
+def combined(first: ParityResult, second: ParityResult) -> ParityResult:
+    """Both comparisons as one result: every finding, every measure."""
+    findings = [*first.findings, *second.findings]
+    count = first.finding_count + second.finding_count
+    if not count:
+        return ParityResult(status="passed", measures={**first.measures, **second.measures})
+    reasons = [r.reason.split("; first: ", 1)[-1] for r in (first, second) if not r.passed]
+    return ParityResult(
+        status="failed",
+        reason=f"{count} finding(s); first: {reasons[0]}",
+        measures={**first.measures, **second.measures},
+        findings=tuple(findings[:MAX_FINDINGS]),
+        finding_count=count,
+    )
+
+
+def _paired_queries(
+    ref: list[np.ndarray], art: list[np.ndarray], scales: list[np.ndarray]
+) -> list[np.ndarray]:
+    """The artifact's queries (axis 1) reordered, image by image, to the PyTorch queries they
+    are closest to (L1 over every tensor's row, each over its scale)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if any(a.shape != r.shape or a.ndim < 3 for a, r in zip(art, ref, strict=True)):
+        return art
+    paired = [a.copy() for a in art]
+    for i in range(len(ref[0])):
+        rows_r = np.concatenate([r[i] / s[0] for r, s in zip(ref, scales, strict=True)], axis=1)
+        rows_a = np.concatenate([a[i] / s[0] for a, s in zip(art, scales, strict=True)], axis=1)
+        cost = np.abs(rows_r[:, None, :] - rows_a[None, :, :]).sum(axis=2)
+        _, columns = linear_sum_assignment(cost)
+        for k, a in enumerate(art):
+            paired[k][i] = a[i][columns]
+    return paired
+
+
 def _result(findings: list[str], measures: dict[str, float]) -> ParityResult:
-    clean = {k: round(float(v), 6) for k, v in measures.items()}
+    clean = {k: float(f"{float(v):.6g}") for k, v in measures.items()}
     if not findings:
         return ParityResult(status="passed", measures=clean)
     return ParityResult(

@@ -1,7 +1,8 @@
 """The signed bundle manifest: what a device checks before it runs a bundle.
 
 It names the bundle (id, policy, version, tier, content hash), every artifact (name, role,
-format, precision, size, sha256), when it was issued and when it expires, and whether this
+format, precision, size, sha256, and for a model whether its parity was verified in its
+runtime, and how), when it was issued and when it expires, and whether this
 activation is an announced rollback (a device refuses a lower ``bundle_version`` than it
 holds for the tier unless ``rollback`` is true). The bridge signs it whenever it activates
 a bundle or moves it to another tier, and signs it again when fewer than half of its days
@@ -22,7 +23,10 @@ from modelyard.signing import MANIFEST_SCHEMA, SigningKey, manifest_text
 log = logging.getLogger(__name__)
 
 TTL = timedelta(days=30)
-ARTIFACT_FIELDS = ("role", "format", "precision", "size_bytes", "sha256", "primary", "batch")
+ARTIFACT_FIELDS = (
+    "role", "format", "precision", "size_bytes", "sha256", "primary", "batch", "verified",
+    "verification",
+)  # fmt: skip
 
 
 def build(bundle: dict[str, Any], *, key_id: str, rollback: bool, now: datetime) -> dict[str, Any]:

@@ -165,6 +165,7 @@ def bundle_files(inputs: RegisterInputs) -> list[dict[str, Any]]:
                     "primary": artifact["file"] == fmt.primary + fmt.suffix,
                     "size_bytes": artifact["size_bytes"],
                     "sha256": actual,
+                    **verification(fmt.name, artifact["parity"]),
                     "local": str(path),
                 }
             )
@@ -180,6 +181,15 @@ def bundle_files(inputs: RegisterInputs) -> list[dict[str, Any]]:
         _extra(inputs.model / "classes.json", "classes.json", "classes"),
     ]
     return files
+
+
+def verification(fmt: str, parity: dict[str, Any]) -> dict[str, Any]:
+    """Whether an artifact's numbers were checked against PyTorch in its own runtime, and what
+    says so: only a passed parity check verifies it (a skipped one, such as CoreML's off
+    macOS, does not; ``modelyard export verify`` on a machine that runs the format does)."""
+    if parity["status"] == "passed":
+        return {"verified": True, "verification": f"{fmt} parity passed in its runtime"}
+    return {"verified": False, "verification": f"parity {parity['status']}: {parity['reason']}"}
 
 
 def _extra(path: Path, name: str, role: str) -> dict[str, Any]:

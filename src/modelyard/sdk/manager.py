@@ -205,6 +205,16 @@ class ModelManager:
                     f"/latest lists {item['name']} with sha256 {item['sha256'][:12]}..., which "
                     "the signed manifest does not"
                 )
+            if item.get("role") == "model" and entry.get("verified") is False:
+                if item.get("verified") is not False:
+                    raise SignatureError(
+                        f"/latest says {item['name']} is verified; its signed manifest does not"
+                    )
+                log.warning(
+                    "%s is not verified (%s): its parity was never checked in its runtime; "
+                    "the server offers it because its operator allows unverified %s",
+                    item["name"], entry.get("verification"), item.get("format"),
+                )  # fmt: skip
         highest = int(state["highest"].get(manifest["bundle_tier"], 0))
         if int(manifest["bundle_version"]) < highest and not manifest.get("rollback"):
             raise SignatureError(

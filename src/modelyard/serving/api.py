@@ -30,7 +30,7 @@ import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -82,6 +82,12 @@ class ArtifactOut(BaseModel):
     format: str | None
     precision: str | None
     primary: bool
+    verified: bool | None = Field(
+        default=None,
+        description="a model artifact: its parity was checked in its runtime (false: served "
+        "only where serve.allow_unverified names its format)",
+    )
+    verification: str | None = None
     size_bytes: int
     sha256: str
     url: str
@@ -360,13 +366,26 @@ def _routes(app: FastAPI, service: Service) -> None:
                 f"{bundle.label} has no {missing[0]} artifact; it has "
                 f"{', '.join(bundle.formats)} (ask with formats=)",
             )  # fmt: skip
-        body, etag = bundle.body(tuple(sorted(wanted)))
+        withheld = _withheld(bundle, wanted, service.params.allow_unverified)
+        served = tuple(sorted(f for f in wanted if f not in withheld))
+        if not served:
+            fmt, why = next(iter(withheld.items()))
+            others = ", ".join(f for f in bundle.formats if f not in withheld) or "none"
+            raise Problem(
+                404, "unverified_artifact",
+                f"{bundle.label}'s {fmt} artifact is not verified ({why}), and unverified "
+                f"{fmt} is not served. Ask with formats= one of: {others}; or verify it "
+                f"(`modelyard export verify --format {fmt}` where its runtime runs) and register "
+                f"again; or the operator allows it with serve.allow_unverified: [{fmt}]",
+            )  # fmt: skip
+        body, etag = bundle.body(served)
         headers = {
             "ETag": etag,
             "Cache-Control": f"private, max-age={service.params.cache_max_age_s}",
             "Vary": "Authorization",
             "X-Modelyard-Tier": str(choice.tier),
             "X-Modelyard-Bucket": str(choice.bucket),
+            **({"X-Modelyard-Withheld": ",".join(sorted(withheld))} if withheld else {}),
         }
         if etag in _etags(request.headers.get("if-none-match")):
             return Response(status_code=304, headers=headers)
@@ -471,6 +490,12 @@ def _routes(app: FastAPI, service: Service) -> None:
             out.model_dump_json(), 201 if outcome == "created" else 200,
             media_type="application/json",
         )  # fmt: skip
+
+
+def _withheld(bundle: Served, wanted: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, str]:
+    """The wanted formats not served because their artifacts are unverified, and why."""
+    found = {f: bundle.unverified(f) for f in wanted if f not in allowed}
+    return {f: why for f, why in found.items() if why is not None}
 
 
 def _etags(header: str | None) -> set[str]:

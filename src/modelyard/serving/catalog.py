@@ -30,6 +30,19 @@ PER_IMAGE = (  # one value per photo (a crop proposer's box too)
 )  # fmt: skip
 
 
+LEGACY_COREML = (
+    "bundled before verification was recorded; CoreML parity is checked on macOS only: run "
+    "`modelyard export verify --format coreml` on a Mac and register again"
+)
+
+
+def _verified(artifact: dict[str, Any]) -> bool:
+    flag = artifact.get("verified")
+    if flag is None:  # bundled before the flag: see Served.unverified
+        return artifact.get("format") != "coreml"
+    return bool(flag)
+
+
 def artifact_url(bundle_id: uuid.UUID | str, name: str) -> str:
     return f"/api/v1/bundles/{bundle_id}/artifacts/{name}"
 
@@ -63,6 +76,18 @@ class Served:
     @property
     def formats(self) -> list[str]:
         return sorted({a["format"] for a in self.row["artifacts"] if a.get("role") == "model"})
+
+    def unverified(self, fmt: str) -> str | None:
+        """Why the format's model artifacts are unverified (their parity was never checked in
+        their runtime); None when one of them is verified. A bundle made before the flag was
+        recorded: its ONNX and TFLite passed parity to be exported at all, its CoreML did not
+        (it was exported off macOS)."""
+        mine = [
+            a for a in self.row["artifacts"] if a.get("role") == "model" and a.get("format") == fmt
+        ]
+        if not mine or any(_verified(a) for a in mine):
+            return None
+        return str(mine[0].get("verification") or LEGACY_COREML)
 
     def artifact(self, name: str) -> dict[str, Any] | None:
         """The artifact called exactly ``name`` (never a path built from it)."""
@@ -117,6 +142,14 @@ class Served:
                     "format": a.get("format"),
                     "precision": a.get("precision"),
                     "primary": bool(a.get("primary", False)),
+                    **(
+                        {
+                            "verified": a.get("verified") is True,
+                            "verification": a.get("verification"),
+                        }
+                        if a.get("role") == "model"
+                        else {}
+                    ),
                     "size_bytes": a["size_bytes"],
                     "sha256": a["sha256"],
                     "url": artifact_url(row["id"], a["path"]),

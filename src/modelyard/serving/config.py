@@ -8,6 +8,8 @@ from pathlib import Path
 from modelyard.config import from_mapping, load_params
 from modelyard.errors import ConfigError
 
+UNVERIFIABLE = ("coreml", "onnx", "tflite")  # the device formats (catalog.FORMATS)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServeParams:
@@ -18,8 +20,17 @@ class ServeParams:
     telemetry_max_bytes: int = 65_536
     telemetry_max_window_s: int = 86_400
     telemetry_max_skew_s: int = 300  # how far in the future a window may end (device clocks)
+    # formats whose artifacts are served although their parity was never checked in their
+    # runtime (CoreML exported off macOS): none by default
+    allow_unverified: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        unknown = [f for f in self.allow_unverified if f not in UNVERIFIABLE]
+        if unknown:
+            raise ConfigError(
+                f"serve.allow_unverified: '{unknown[0]}' is not a format; valid: "
+                f"{', '.join(UNVERIFIABLE)}"
+            )
         for name in ("cache_ttl_s", "rate_limit_per_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"serve.{name}: {getattr(self, name)} must be >= 0")

@@ -332,6 +332,7 @@ def _parity(
         map50=0.0,
         output=the_gate.parity_output,
         metric=the_gate.parity_metric,
+        tensor=float("inf"),  # one output, compared as a value below
     )
     return value_parity(
         model.predict(network, x).astype(np.float64),
