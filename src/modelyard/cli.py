@@ -23,6 +23,7 @@ from modelyard import (
     cli_selection,
     cli_serving,
     cli_training,
+    quiet,
 )
 from modelyard.config import Settings
 from modelyard.datasets import inspect as inspect_mod
@@ -96,6 +97,7 @@ def _root(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    quiet.install()
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.table import Table
 
 from modelyard.config import load_params
 from modelyard.export import formats, report
+
+if TYPE_CHECKING:
+    from modelyard.export.run import ExportPaths
 
 export_app = typer.Typer(
     help="Export the trained model (ONNX, TFLite, CoreML) and check it against PyTorch.",
@@ -22,55 +25,64 @@ export_app = typer.Typer(
 STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
 
 
+FormatOption = Annotated[str, typer.Option("--format", help=f"One of {formats.names()}.")]
+ParamsOption = Annotated[Path, typer.Option(help="Params file.")]
+ModelOption = Annotated[Path, typer.Option(help="train's output.")]
+ConvertedOption = Annotated[Path, typer.Option(help="convert's output.")]
+SnapshotOption = Annotated[Path, typer.Option(help="Snapshot folder.")]
+OutOption = Annotated[Path | None, typer.Option(help="Artifacts folder.")]
+MetricsOption = Annotated[Path | None, typer.Option(help="Metrics JSON.")]
+
+
 @export_app.command("run")
 def run(
-    format_name: Annotated[str, typer.Option("--format", help=f"One of {formats.names()}.")],
-    params: Annotated[Path, typer.Option(help="Params file.")] = Path("params.yaml"),
-    model: Annotated[Path, typer.Option(help="train's output.")] = Path("models/train"),
-    converted: Annotated[Path, typer.Option(help="convert's output.")] = Path("data/converted"),
-    snapshot: Annotated[Path, typer.Option(help="Snapshot folder.")] = Path("data/snapshot"),
-    out: Annotated[Path | None, typer.Option(help="Artifacts folder.")] = None,
-    metrics: Annotated[Path | None, typer.Option(help="Metrics JSON.")] = None,
+    format_name: FormatOption,
+    params: ParamsOption = Path("params.yaml"),
+    model: ModelOption = Path("models/train"),
+    converted: ConvertedOption = Path("data/converted"),
+    snapshot: SnapshotOption = Path("data/snapshot"),
+    out: OutOption = None,
+    metrics: MetricsOption = None,
 ) -> None:
     """Export one format in this process and check it (paths default to dvc.yaml's)."""
     from modelyard import stages  # torch and the rest: only when a command runs
-    from modelyard.export.run import ExportPaths
-    from modelyard.export.samples import SamplePaths
 
-    paths = ExportPaths(
-        model=model,
-        samples=SamplePaths(converted=converted, snapshot=snapshot),
-        out=out or Path("models/export") / format_name,
-        metrics=metrics or Path("reports/export") / f"{format_name}.json",
-    )
-    manifest = stages.export(load_params(params), format_name, paths)
-    _print(Console(), [manifest])
+    paths = _paths(format_name, model, converted, snapshot, out, metrics)
+    _print(Console(), [stages.export(load_params(params), format_name, paths)])
 
 
 @export_app.command("verify")
 def verify(
-    format_name: Annotated[str, typer.Option("--format", help=f"One of {formats.names()}.")],
-    params: Annotated[Path, typer.Option(help="Params file.")] = Path("params.yaml"),
-    model: Annotated[Path, typer.Option(help="train's output.")] = Path("models/train"),
-    converted: Annotated[Path, typer.Option(help="convert's output.")] = Path("data/converted"),
-    snapshot: Annotated[Path, typer.Option(help="Snapshot folder.")] = Path("data/snapshot"),
-    out: Annotated[Path | None, typer.Option(help="Artifacts folder.")] = None,
-    metrics: Annotated[Path | None, typer.Option(help="Metrics JSON.")] = None,
+    format_name: FormatOption,
+    params: ParamsOption = Path("params.yaml"),
+    model: ModelOption = Path("models/train"),
+    converted: ConvertedOption = Path("data/converted"),
+    snapshot: SnapshotOption = Path("data/snapshot"),
+    out: OutOption = None,
+    metrics: MetricsOption = None,
 ) -> None:
     """Check the artifacts already exported (the same bytes) in their runtime and record the
     result: run on a Mac, CoreML's skipped parity becomes passed (or failed)."""
     from modelyard import stages
+
+    paths = _paths(format_name, model, converted, snapshot, out, metrics)
+    _print(Console(), [stages.verify_export(load_params(params), format_name, paths)])
+
+
+def _paths(
+    format_name: str, model: Path, converted: Path, snapshot: Path, out: Path | None,
+    metrics: Path | None,
+) -> ExportPaths:  # fmt: skip
+    """The stage's paths, the format's folders by default as dvc.yaml names them."""
     from modelyard.export.run import ExportPaths
     from modelyard.export.samples import SamplePaths
 
-    paths = ExportPaths(
+    return ExportPaths(
         model=model,
         samples=SamplePaths(converted=converted, snapshot=snapshot),
         out=out or Path("models/export") / format_name,
         metrics=metrics or Path("reports/export") / f"{format_name}.json",
     )
-    manifest = stages.verify_export(load_params(params), format_name, paths)
-    _print(Console(), [manifest])
 
 
 @export_app.command("show")

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from modelyard import quiet
 from modelyard.config import BaseParams, Settings, load_params, section
 from modelyard.db import migrate, stores
 from modelyard.db.connection import Connection
@@ -51,6 +52,7 @@ def run(stage: str, body: Callable[[dict[str, Any]], int], params_path: Path) ->
     """Run ``body(params)``; a ModelyardError becomes one error line and status 1."""
     logging.basicConfig(level=logging.INFO, format=f"{stage}: %(levelname)s %(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    quiet.install()
     try:
         return body(load_params(params_path))
     except ModelyardError as exc:
