@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 
+import pytest
 import torch
 
 from modelyard import quiet
@@ -29,3 +31,14 @@ def test_known_harmless_messages_are_hidden_and_others_kept() -> None:
     ]
     banner = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     assert not banner.isEnabledFor(logging.INFO) and banner.isEnabledFor(logging.WARNING)
+
+
+def test_what_a_converter_prints_goes_to_its_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "tflite" / "converter.log"
+    with quiet.printed_to(log):
+        print("Saved artifact at '/tmp/x'. The following endpoints are available:")  # noqa: T201
+    print("the stage's own line")  # noqa: T201
+    assert "endpoints" in log.read_text()
+    assert capsys.readouterr().out == "the stage's own line\n"

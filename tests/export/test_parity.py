@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from modelyard.export.config import ParityParams, Tolerance
-from modelyard.export.parity import detection_parity, map50, value_parity
+from modelyard.export.parity import (
+    combined,
+    detection_parity,
+    map50,
+    tensor_parity,
+    value_parity,
+)
 
 PARAMS = ParityParams()
 TOL = PARAMS.fp32
@@ -112,3 +118,46 @@ def test_identical_outputs_pass() -> None:
     )
     assert result.passed
     assert result.measures["auc_delta"] == 0
+
+
+def test_raw_tensors_in_another_query_order_pass_and_a_one_percent_change_fails() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (2, 30, 3))
+    boxes = rng.random((2, 30, 4))
+    order = rng.permutation(30)
+    same = tensor_parity(
+        [logits, boxes], [logits[:, order], boxes[:, order]], tensors=("logits", "boxes"),
+        names=["a.jpg", "b.jpg"], bound=1e-5, query_set=True,
+    )  # fmt: skip
+    assert same.passed and same.measures["tensor_logits_max_rel_delta"] == 0.0
+    changed = boxes.copy()
+    changed[1, :, 2] *= 1.01  # one coordinate of every box in one image
+    caught = tensor_parity(
+        [logits, boxes], [logits, changed], tensors=("logits", "boxes"),
+        names=["a.jpg", "b.jpg"], bound=1e-5, query_set=True,
+    )  # fmt: skip
+    assert not caught.passed and caught.finding_count == 1
+    assert caught.findings[0].startswith("b.jpg: tensor boxes off by")
+
+
+def test_a_small_channel_is_held_to_its_own_scale() -> None:
+    """Pixels and probabilities in one tensor (YOLO's, channels on axis 1): a 0.1 % change of
+    the class scores is 1e-3 of their own scale, where against the boxes' 640 px it would be
+    1.4e-6 and pass."""
+    rng = np.random.default_rng(1)
+    ref = np.concatenate([rng.random((4, 4, 50)) * 640, rng.random((4, 2, 50)) * 0.9], axis=1)
+    art = ref.copy()
+    art[:, 4:] *= 1.001
+    result = tensor_parity([ref], [art], tensors=("predictions",), names=list("abcd"),
+                           bound=1e-5, channel_axis=1)  # fmt: skip
+    assert not result.passed
+    assert result.measures["tensor_predictions_max_rel_delta"] == pytest.approx(1e-3, rel=0.05)
+
+
+def test_combined_lists_the_decoded_findings_first() -> None:
+    decoded = check(dets(CAR), dets())  # the car has no partner
+    tensors = tensor_parity([np.ones((1, 2))], [np.full((1, 2), 2.0)], tensors=("x",),
+                            names=["a.jpg"], bound=1e-5)  # fmt: skip
+    both = combined(decoded, tensors)
+    assert both.finding_count == decoded.finding_count + 1
+    assert "no partner" in both.reason and "tensor x" in both.findings[-1]

@@ -46,7 +46,7 @@ class ParityParams:
     )  # fmt: skip
     int8: Tolerance = field(
         default_factory=lambda: Tolerance(box_iou=0.75, score=0.15, map50=0.03, output=0.1,
-                                          metric=0.05, tensor=0.1)
+                                          metric=0.05, tensor=0.5)
     )  # fmt: skip
 
     def tolerance(self, precision: str) -> Tolerance:

@@ -140,6 +140,7 @@ def tensor_parity(
     bound: float,
     query_set: bool = False,
     channel_axis: int = -1,
+    rows: np.ndarray | None = None,
 ) -> ParityResult:
     """Each output tensor (``tensors`` names them, in order) of the artifact against
     PyTorch's, image by image (``names``): its largest difference over its channel's scale
@@ -147,7 +148,9 @@ def tensor_parity(
     score) is scaled by its own largest absolute value on the test split, so that pixels and
     probabilities in one tensor are each held to the bound; a channel that stays near zero is
     scaled by ``SCALE_FLOOR`` of the tensor's largest value instead. ``query_set``: axis 1 is
-    a set of queries (RT-DETR), paired before they are compared."""
+    a set of queries (RT-DETR), paired before they are compared; ``rows`` (images x
+    queries, true where it counts) keeps the comparison to the queries PyTorch scores high
+    enough to matter."""
     ref = [np.asarray(t, np.float64) for t in reference]
     art = [np.asarray(t, np.float64) for t in artifact]
     scales = [_channel_scales(t, channel_axis) for t in ref]
@@ -160,6 +163,8 @@ def tensor_parity(
             findings.append((np.inf, f"tensor {name}: shape {a.shape}, PyTorch's {r.shape}"))
             continue
         relative = np.abs(a - r) / scale
+        if rows is not None:
+            relative = np.where(rows.reshape(*rows.shape, *(1,) * (r.ndim - 2)), relative, 0.0)
         worst = relative.reshape(len(r), -1).max(axis=1, initial=0.0)
         measures[f"tensor_{name}_max_rel_delta"] = float(worst.max(initial=0.0))
         findings += [
@@ -186,18 +191,22 @@ def _channel_scales(tensor: np.ndarray, axis: int) -> np.ndarray:
     return scaled
 
 
-def combined(first: ParityResult, second: ParityResult) -> ParityResult:
-    """Both comparisons as one result: every finding, every measure."""
-    findings = [*first.findings, *second.findings]
-    count = first.finding_count + second.finding_count
+def combined(decoded: ParityResult, tensors: ParityResult) -> ParityResult:
+    """Both comparisons as one result: every measure, and the findings of each (the decoded
+    ones first, what a device would see; half the listed findings kept for each when both
+    fail)."""
+    measures = {**decoded.measures, **tensors.measures}
+    count = decoded.finding_count + tensors.finding_count
     if not count:
-        return ParityResult(status="passed", measures={**first.measures, **second.measures})
-    reasons = [r.reason.split("; first: ", 1)[-1] for r in (first, second) if not r.passed]
+        return ParityResult(status="passed", measures=measures)
+    share = MAX_FINDINGS // 2 if decoded.findings and tensors.findings else MAX_FINDINGS
+    findings = [*decoded.findings[:share], *tensors.findings[:share]]
+    first = next(r for r in (decoded, tensors) if not r.passed)
     return ParityResult(
         status="failed",
-        reason=f"{count} finding(s); first: {reasons[0]}",
-        measures={**first.measures, **second.measures},
-        findings=tuple(findings[:MAX_FINDINGS]),
+        reason=f"{count} finding(s); first: {first.reason.split('; first: ', 1)[-1]}",
+        measures=measures,
+        findings=tuple(findings),
         finding_count=count,
     )
 

@@ -190,6 +190,7 @@ def _parity(
     tensors = parity.tensor_parity(
         ref.outputs, outputs, tensors=model.outputs, names=test.names, bound=tol.tensor,
         query_set=model.family == "rtdetr", channel_axis=1 if model.family == "yolo" else -1,
+        rows=_scored_queries(ref, params.parity.score_threshold),
     )  # fmt: skip
     if model.task == "detect":
         count = len(test.images)
@@ -203,7 +204,19 @@ def _parity(
             ref.predictions, predictions, names=test.names, truth=test.targets,
             task=model.task, tol=tol,
         )  # fmt: skip
-    return parity.combined(tensors, decoded)
+    return parity.combined(decoded, tensors)
+
+
+def _scored_queries(ref: Reference, threshold: float) -> np.ndarray | None:
+    """RT-DETR: the queries (images x queries) PyTorch scores at or above ``threshold``, the
+    ones a device could act on. The rest are proposals near a tie in the top-k selection that
+    a lower precision may swap for others; their raw values are not compared (the decoded
+    comparison still sees any detection they would make). None for other families."""
+    if ref.model.family != "rtdetr":
+        return None
+    logits = ref.outputs[0].astype(np.float64)
+    scored: np.ndarray = 1 / (1 + np.exp(-logits.max(axis=-1))) >= threshold
+    return scored
 
 
 def _spec_problems(

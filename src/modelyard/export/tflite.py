@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -41,13 +42,17 @@ from typing import Any
 import numpy as np
 import torchvision  # noqa: F401  (before TensorFlow: see above)
 
+from modelyard import quiet
 from modelyard.errors import ExportError
 from modelyard.export import onnx as onnx_backend
 from modelyard.export.formats import Int8, Variant
 from modelyard.export.runtime import Runner
 from modelyard.export.source import INPUT_NAME, ExportModel
 
+log = logging.getLogger(__name__)
+
 SIGNATURE = "serving_default"
+CONVERTER_LOG = "converter.log"  # onnx2tf's and the quantizer's printed output
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -56,7 +61,9 @@ def export(
     model: ExportModel, variants: Sequence[Variant], folder: Path, int8: Int8
 ) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="tflite-") as tmp:
+    printed = folder / CONVERTER_LOG
+    printed.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tflite-") as tmp, quiet.printed_to(printed):
         work = Path(tmp)
         saved = _named_saved_model(_saved_model(model, work), model, work / "named")
         fp32 = _convert(saved, half=False)
@@ -72,6 +79,7 @@ def export(
                 source.write_bytes(fp32)
                 quantize_int8(source, target, int8)
             written[variant.name] = target
+    log.info("tflite: what the converters printed is in %s", printed)
     return written
 
 

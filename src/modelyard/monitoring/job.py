@@ -91,8 +91,11 @@ def run_windows(
 
 
 def _live(conn: Connection, start: datetime, end: datetime) -> dict[uuid.UUID, dict[str, Any]]:
-    return _merged(drift_db.live_counts(conn, start, end),
-                   inferences.window_counts(conn, start, end, reference.BINS))  # fmt: skip
+    scored = {k: reference.BINS[k] for k in reference.SCORED}
+    return _merged(
+        drift_db.live_counts(conn, start, end),
+        inferences.window_counts(conn, start, end, scored),
+    )
 
 
 class _Bundles:
