@@ -16,6 +16,8 @@ from psycopg.types.json import Jsonb
 from modelyard.db.connection import Connection
 
 PER_IMAGE = ("confidence", "brightness", "contrast", "blur", "detections")
+# the drift features a row holds (``window_counts`` bins only these; others are telemetry's)
+BINNED = ("score", "confidence", "detections_per_image", "brightness", "contrast", "blur")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,12 +108,15 @@ def window_counts(
 ) -> dict[uuid.UUID, dict[str, Any]]:  # fmt: skip
     """Per bundle with inferences scored in [start, end): their count, each feature's bins
     (``bins``: feature -> (low, high, count), values beyond the ends in the end bins, as
-    devices bin them) and the predicted classes."""
+    devices bin them; features a row does not hold, such as a crop proposer's boxes, are left
+    to telemetry) and the predicted classes."""
     out: dict[uuid.UUID, dict[str, Any]] = {}
     window = {"start": start, "end": end}
     columns = {"detections_per_image": "i.detections::double precision", "score": "s.value"}
     selects = []
     for feature, (low, high, count) in sorted(bins.items()):
+        if feature not in BINNED:
+            continue
         column = sql.SQL(columns.get(feature, f"i.{feature}"))  # from the fixed names above
         source = sql.SQL(", unnest(i.scores) AS s(value)" if feature == "score" else "")
         selects.append(

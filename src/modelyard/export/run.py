@@ -73,11 +73,7 @@ def export_format(name: str, params: ExportParams, paths: ExportPaths) -> dict[s
     ]
     findings = [{"file": a["file"], **a.pop("parity_report")} for a in artifacts]
     manifest = _manifest(fmt, model, artifacts, pytorch_ms.median_ms, params.threads)
-    write_json(paths.out / MANIFEST, manifest)
-    write_json(paths.out / PARITY, {"format": fmt.name, "artifacts": findings})
-    write_json(paths.metrics, report.metrics(manifest))
-    _raise_on_failure(fmt, manifest, paths.out / PARITY)
-    return manifest
+    return _recorded(fmt, manifest, findings, paths)
 
 
 def verify_format(name: str, params: ExportParams, paths: ExportPaths) -> dict[str, Any]:
@@ -109,8 +105,17 @@ def verify_format(name: str, params: ExportParams, paths: ExportPaths) -> dict[s
         log.info("%s %s: was %s, now %s", name, file.name, listed["parity"]["status"],
                  checked["parity"]["status"])  # fmt: skip
     findings = [{"file": a["file"], **a.pop("parity_report")} for a in artifacts]
-    manifest = old | {"artifacts": artifacts, "threads": params.threads}
-    write_json(path, manifest)
+    return _recorded(
+        fmt, old | {"artifacts": artifacts, "threads": params.threads}, findings, paths
+    )
+
+
+def _recorded(
+    fmt: Format, manifest: dict[str, Any], findings: list[dict[str, Any]], paths: ExportPaths
+) -> dict[str, Any]:
+    """The manifest, the parity report and the metrics written; ParityError if any artifact
+    failed (after all three are written)."""
+    write_json(paths.out / MANIFEST, manifest)
     write_json(paths.out / PARITY, {"format": fmt.name, "artifacts": findings})
     write_json(paths.metrics, report.metrics(manifest))
     _raise_on_failure(fmt, manifest, paths.out / PARITY)

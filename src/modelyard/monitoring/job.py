@@ -91,11 +91,8 @@ def run_windows(
 
 
 def _live(conn: Connection, start: datetime, end: datetime) -> dict[uuid.UUID, dict[str, Any]]:
-    scored = {k: reference.BINS[k] for k in reference.SCORED}
-    return _merged(
-        drift_db.live_counts(conn, start, end),
-        inferences.window_counts(conn, start, end, scored),
-    )
+    return _merged(drift_db.live_counts(conn, start, end),
+                   inferences.window_counts(conn, start, end, reference.BINS))  # fmt: skip
 
 
 class _Bundles:

@@ -46,9 +46,6 @@ BINS: dict[str, tuple[float, float, int]] = {  # name -> (low, high, count)
     "box_height": (0.0, 1.0, 20),
     "burst_size": (0.0, 20.0, 20),
 }
-# what a scored inference row holds (verify_ai_inferences): the features the drift job bins
-# from a server-side scorer's history beside device telemetry
-SCORED = ("score", "confidence", "detections_per_image", "brightness", "contrast", "blur")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,6 @@ agreement with the people's decisions on those photos. Beside them:
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from modelyard.monitoring.reference import SCHEMA_VERSION, ReferenceStats, histo
 from modelyard.sdk.imaging import qualities
 from modelyard.selection import crop, data, features, ranker
 from modelyard.selection.data import Shot
+from modelyard.selection.embeddings import open_rgb
 
 CROP, RANK = "propose-crop", "rank-burst"
 TASKS = (CROP, RANK)
@@ -89,7 +89,7 @@ def _crop(
     shots: Sequence[Shot],
     read: Callable[[str], bytes],
 ) -> tuple[dict[str, Any], int]:
-    images = [_open(read(s.sha256)) for s in shots]
+    images = [open_rgb(read(s.sha256)) for s in shots]
     boxes = run(crop.to_input(images, int(spec["input"]["shape"][2])))
     centre, side = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
     columns = (centre[:, 0], centre[:, 1], side[:, 0], side[:, 1])
@@ -121,7 +121,7 @@ def _rank(
     images: list[Image.Image] = []
     shares, top, kept = [], [], []
     for group in bursts:
-        opened = [_open(read(s.sha256)) for s in group]
+        opened = [open_rgb(read(s.sha256)) for s in group]
         images += opened
         x = np.stack([features.vector(i) for i in opened]).astype(np.float32)
         if spec["input"].get("stage"):
@@ -151,8 +151,3 @@ def _image_histograms(images: Sequence[Image.Image]) -> dict[str, Any]:
         name: histogram(name, measured[:, k])
         for k, name in enumerate(("brightness", "contrast", "blur"))
     }
-
-
-def _open(blob: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(blob)) as image:
-        return image.convert("RGB")

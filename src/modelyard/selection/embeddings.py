@@ -186,7 +186,7 @@ class Cache:
                 opened, kept = [], []
                 for image in batch:
                     try:
-                        opened.append(_open(image.read()))
+                        opened.append(open_rgb(image.read()))
                         kept.append(image)
                     except (OSError, ValueError) as exc:
                         failed.append(
@@ -222,7 +222,7 @@ class Cache:
         ]
         if not picks:
             return {"checked": 0, "max_abs_diff": 0.0, "passed": False}
-        fresh = embedder.embed([_open(i.read()) for i in picks])
+        fresh = embedder.embed([open_rgb(i.read()) for i in picks])
         stored = self.vectors([i.sha256 for i in picks])
         diff = float(np.max(np.abs(fresh - stored)))
         scale = float(np.max(np.abs(stored))) or 1.0
@@ -265,7 +265,8 @@ class Cache:
         return self.folder / f"shard_{shard:05d}.npy"
 
 
-def _open(data: bytes) -> Image.Image:
+def open_rgb(data: bytes) -> Image.Image:
+    """An image's bytes as a loaded RGB image (Pillow's error when they are not one)."""
     image = Image.open(io.BytesIO(data))
     image.load()
     return image.convert("RGB")
