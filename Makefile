@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/modelyard dataset create --policy demo-policy --name demo \
 		--classes car,person,sign --exist-ok
 	$(BIN)/modelyard ingest coco data/demo/annotations.json --dataset demo
-	$(BIN)/modelyard dataset inspect demo --rows 5
+	$(BIN)/modelyard dataset inspect demo --rows 2
 	$(BIN)/modelyard dataset split demo --ratios 0.7,0.15,0.15 --seed 0 \
 		--stratify class,stream,road_type,scenario
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
@@ -42,7 +42,7 @@ demo: $(STAMP)
 	$(BIN)/modelyard keys create --customer cus_acme --save $(DEMO_KEYS)/cus_acme.key --exist-ok
 	$(BIN)/modelyard keys create --customer cus_beta --save $(DEMO_KEYS)/cus_beta.key --exist-ok
 	@echo "simulated devices of two customers fetch, verify and report on their bundle (the hour before last):"
-	$(BIN)/modelyard device simulate $(DEMO_DEVICES) --hours-ago 1
+	$(BIN)/modelyard device simulate $(DEMO_DEVICES) --hours-ago 1 --by-outcome
 	@echo "the same devices report the last hour, with darker images:"
 	$(BIN)/modelyard device simulate $(DEMO_DEVICES) --shift brightness=-3 --summary
 	@echo "drift, hour by hour, against the reference captured at promotion:"
@@ -113,8 +113,11 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@echo "installing modelyard and its dependencies into $(VENV) (pip's output: $(VENV)/install.log)"
+	@{ $(BIN)/python -m pip install --quiet --upgrade pip && \
+	   $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'; } \
+	   > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; \
+	   echo "install failed: the whole log is $(VENV)/install.log"; exit 1; }
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,10 @@ def test_demo_flow_on_embedded_postgres(embedded_env: dict[str, str], tmp_path: 
     assert "invalid rows now: none" in outputs[5]
     report = json.loads((tmp_path / "reports" / "inspect_demo.json").read_text())
     assert report["samples"] == 30 and len(report["first_rows"]) == 30
+    groups = report["counts"]["group_key"]
+    assert len(groups) > 8  # the console shows 7 and the rest as one row; the report all
+    hidden = list(groups.values())[7:]
+    assert re.search(rf"{len(hidden)} more\s*│ {sum(hidden)} ", outputs[5]), outputs[5]
 
     again = _run(embedded_env, tmp_path, "db", "migrate")
     assert "0 applied now" in again.stdout

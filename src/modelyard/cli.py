@@ -38,6 +38,7 @@ from modelyard.quality import EXIT_GATE_FAILED
 from modelyard.storage import ObjectStore
 
 log = logging.getLogger("modelyard")
+COUNT_ROWS = 8  # a count table's rows on the console (the JSON report holds them all)
 # Piped output (logs, CI) gets wide tables instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 160)
 out = Console(highlight=False, width=_WIDTH)
@@ -563,8 +564,13 @@ def _print_inspection(data: dict[str, Any]) -> None:
         ("group_key", "group_key"),
     ):
         table = Table(title, "n")
-        for value, n in data["counts"][key].items():
+        counts = list(data["counts"][key].items())
+        shown = counts if len(counts) <= COUNT_ROWS else counts[: COUNT_ROWS - 1]
+        for value, n in shown:
             table.add_row(value, str(n))
+        if len(shown) < len(counts):  # every value is in the JSON report
+            rest = counts[len(shown) :]
+            table.add_row(f"[dim]{len(rest)} more[/]", str(sum(n for _, n in rest)))
         tables.append(table)
     out.print(Columns(tables))
     invalid = data["invalid_rows"]

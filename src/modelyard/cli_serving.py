@@ -231,6 +231,9 @@ def device_simulate(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Results as JSON.")] = False,
     summary: Annotated[bool, typer.Option(help="Print the counts line only.")] = False,
+    by_outcome: Annotated[
+        bool, typer.Option(help="One row per distinct outcome, with its device count.")
+    ] = False,
 ) -> None:
     """Run simulated devices: fetch their bundle, verify it, send a telemetry window."""
     from modelyard import signing
@@ -248,7 +251,7 @@ def device_simulate(
     if as_json:
         print(json.dumps([r.__dict__ for r in results], indent=2))  # noqa: T201
     else:
-        _print_fleet(results, table=not summary)
+        _print_fleet(results, table=not summary, by_outcome=by_outcome)
     if all(r.error for r in results):
         raise typer.Exit(1)
 
@@ -310,16 +313,23 @@ def _customer_key(item: str) -> tuple[str, str]:
     return customer, key
 
 
-def _print_fleet(results: list[DeviceResult], table: bool = True) -> None:
-    grid = Table(title=f"{len(results)} simulated devices")
-    for column in ("device", "customer", "platform", "tier", "bundle", "files verified",
-                   "MB", "telemetry", "error"):  # fmt: skip
+def _print_fleet(results: list[DeviceResult], table: bool = True, by_outcome: bool = False) -> None:
+    from modelyard.sdk.simulate import Outcome, outcomes
+
+    rows = outcomes(results) if by_outcome else [Outcome(example=r, devices=1) for r in results]
+    grid = Table(title=f"{len(results)} simulated devices"
+                 + (f", {len(rows)} outcomes" if by_outcome else ""))  # fmt: skip
+    columns = ("device", "customer", "platform", "tier", "bundle", "files verified", "MB",
+               "telemetry", "error")  # fmt: skip
+    for column in ("devices", "e.g. device", *columns[1:]) if by_outcome else columns:
         grid.add_column(column)
-    for r in results:
+    for row in rows:
+        r = row.example
         grid.add_row(
-            r.device_id, r.customer_id, r.platform, r.tier or "-",
-            f"v{r.bundle_version}" if r.bundle_version else "-", str(r.files_verified),
-            f"{r.bytes / 1e6:.1f}", r.telemetry, _short(r.error, r.device_id),
+            *((str(row.devices),) if by_outcome else ()), r.device_id, r.customer_id,
+            r.platform, r.tier or "-", f"v{r.bundle_version}" if r.bundle_version else "-",
+            str(r.files_verified), f"{r.bytes / 1e6:.1f}", r.telemetry,
+            _short(r.error, r.device_id),
         )  # fmt: skip
     console = _console()
     if table:

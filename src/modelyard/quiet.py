@@ -14,7 +14,13 @@ Each entry is a specific message, seen on every run and understood:
 - TensorFlow's start-up INFO lines (``TF_CPP_MIN_LOG_LEVEL=1``: its warnings and errors stay);
 - what the TFLite converters print on standard output (onnx2tf's SavedModel listing, one
   line per captured tensor; the quantizer's size report): ``printed_to`` sends it to a log
-  file beside the artifacts instead.
+  file beside the artifacts instead;
+- coremltools' notes off macOS (it cannot load its ``_ML...Proxy`` runtime classes, which
+  exist only on macOS, and the torch, TensorFlow and scikit-learn versions it has not been
+  tested with: the export's parity check is what tells whether the conversion is right);
+- TensorFlow's absl start-up lines (oneDNN, CUDA, CPU features), which its C++ writes to
+  the process's standard error before it reads ``TF_CPP_MIN_LOG_LEVEL``: ``import_quietly``
+  sends what native code writes while a module is imported to the converter's log.
 
 Any other warning is shown as before.
 """
@@ -22,8 +28,11 @@ Any other warning is shown as before.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
+import re
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +46,26 @@ HARMLESS_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (  # message regex, c
     (r"The feature will be removed\. Please remove usage of this function", DeprecationWarning),
     (r".*isinstance\(treespec, LeafSpec\)", Warning),
 )
+CONVERTER_LOG = "converter.log"  # beside a format's artifacts: what its converters wrote
 QUIET_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+HARMLESS_LOGS: dict[str, tuple[str, ...]] = {  # logger -> message regexes
+    "coremltools": (
+        r"Failed to load '?_ML\w*Proxy",
+        r"\w+ version \S+ has not been tested with coremltools",
+        r"scikit-learn version \S+ is not supported",
+    ),
+}
+
+
+class _Unless(logging.Filter):
+    """Drops the records whose message matches one of ``patterns``."""
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        super().__init__()
+        self.pattern = re.compile("|".join(f"(?:{p})" for p in patterns))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.match(record.getMessage())
 
 
 def install() -> None:
@@ -48,12 +76,46 @@ def install() -> None:
         warnings.filterwarnings("ignore", message=message, category=category)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name, patterns in HARMLESS_LOGS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Unless) for f in logger.filters):
+            logger.addFilter(_Unless(patterns))
 
 
 @contextlib.contextmanager
 def printed_to(path: Path) -> Iterator[None]:
-    """What Python code prints inside the block goes to ``path`` (appended), not the console;
-    its warnings and logging still reach the console."""
+    """What Python code prints inside the block, on standard output or standard error (the
+    converters' listings and progress bars), goes to ``path`` (appended), not the console.
+    Logging still reaches the console, and so do warnings: they are logged meanwhile
+    (``py.warnings``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
-        yield
+    with (
+        path.open("a", encoding="utf-8") as sink,
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+    ):
+        logging.captureWarnings(True)
+        try:
+            yield
+        finally:
+            logging.captureWarnings(False)
+
+
+def import_quietly(module: str, log: Path) -> None:
+    """Import ``module`` (if it is not yet) with what native code writes to standard error
+    meanwhile appended to ``log``; a failed import's error is raised as usual."""
+    if module in sys.modules:
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with log.open("ab") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                importlib.import_module(module)
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)

@@ -101,6 +101,11 @@ def test_keys_serve_and_simulated_devices(
         expected = dispatch.in_canary(dispatch.bucket("fleet-policy", device), 10)
         assert tier == ("canary" if expected else "production")
 
+    grouped = run(env, *simulate[:-1], "--by-outcome")  # the same devices, one row per outcome
+    assert grouped.returncode == 0, grouped.stderr
+    distinct = {(r["platform"], r["tier"], r["error"] is None) for r in results}
+    assert f"8 simulated devices, {len(distinct)} outcomes" in grouped.stdout, grouped.stdout
+
     prefix = secret[:11]
     assert run(env, "keys", "revoke", prefix).returncode == 0
     refused = run(env, *simulate)

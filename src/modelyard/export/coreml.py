@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torchvision  # noqa: F401  (before coremltools, which loads TensorFlow: see tflite.py)
 
+from modelyard import quiet
 from modelyard.errors import ExportError, RuntimeUnavailable
 from modelyard.export.formats import Int8, Variant
 from modelyard.export.runtime import Runner
@@ -36,40 +37,48 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can say: no build t
 def export(
     model: ExportModel, variants: Sequence[Variant], folder: Path, int8: Int8
 ) -> dict[str, Path]:
-    import coremltools as ct
-
     del int8  # fp16 only
+    folder.mkdir(parents=True, exist_ok=True)
+    printed = folder / quiet.CONVERTER_LOG
+    printed.unlink(missing_ok=True)
+    quiet.import_quietly("coremltools", printed)  # it loads TensorFlow
     logging.getLogger("coremltools").setLevel(logging.WARNING)  # it logs every graph pass
     example = torch.zeros(model.input.shape)
     with torch.no_grad():
         traced = torch.jit.trace(model.network, (example,), check_trace=False)  # type: ignore[no-untyped-call]
-    written = {}
-    for variant in variants:
-        precision = ct.precision.FLOAT16 if variant.precision == "fp16" else ct.precision.FLOAT32
-        mlmodel = ct.convert(
-            traced,
-            inputs=[ct.TensorType(name=INPUT_NAME, shape=model.input.shape, dtype=np.float32)],
-            outputs=[ct.TensorType(name=name, dtype=np.float32) for name in model.outputs],
-            convert_to="mlprogram",
-            compute_precision=precision,
-            minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
-        )
-        mlmodel.short_description = f"modelyard {model.architecture} ({model.task})"
-        mlmodel.user_defined_metadata.update(
-            {
-                "classes": json.dumps(list(model.classes)),
-                "input": json.dumps(model.input.as_dict()),
-                "architecture": model.architecture,
-            }
-        )
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{variant.name}.mlpackage.zip"
-        with tempfile.TemporaryDirectory(prefix="modelyard-coreml-") as tmp:
-            package = Path(tmp) / f"{variant.name}.mlpackage"
-            mlmodel.save(str(package))
-            zip_package(package, target)
-        written[variant.name] = target
-    return written
+    with quiet.printed_to(printed):  # its progress bars
+        return {v.name: _converted(traced, model, v, folder) for v in variants}
+
+
+def _converted(
+    traced: torch.jit.ScriptModule, model: ExportModel, variant: Variant, folder: Path
+) -> Path:
+    """``folder/<variant>.mlpackage.zip``, converted from the traced model."""
+    import coremltools as ct
+
+    precision = ct.precision.FLOAT16 if variant.precision == "fp16" else ct.precision.FLOAT32
+    mlmodel = ct.convert(
+        traced,
+        inputs=[ct.TensorType(name=INPUT_NAME, shape=model.input.shape, dtype=np.float32)],
+        outputs=[ct.TensorType(name=name, dtype=np.float32) for name in model.outputs],
+        convert_to="mlprogram",
+        compute_precision=precision,
+        minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
+    )
+    mlmodel.short_description = f"modelyard {model.architecture} ({model.task})"
+    mlmodel.user_defined_metadata.update(
+        {
+            "classes": json.dumps(list(model.classes)),
+            "input": json.dumps(model.input.as_dict()),
+            "architecture": model.architecture,
+        }
+    )
+    target = folder / f"{variant.name}.mlpackage.zip"
+    with tempfile.TemporaryDirectory(prefix="modelyard-coreml-") as tmp:
+        package = Path(tmp) / f"{variant.name}.mlpackage"
+        mlmodel.save(str(package))
+        zip_package(package, target)
+    return target
 
 
 def zip_package(package: Path, target: Path) -> None:

@@ -52,7 +52,6 @@ from modelyard.export.source import INPUT_NAME, ExportModel
 log = logging.getLogger(__name__)
 
 SIGNATURE = "serving_default"
-CONVERTER_LOG = "converter.log"  # onnx2tf's and the quantizer's printed output
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -61,8 +60,9 @@ def export(
     model: ExportModel, variants: Sequence[Variant], folder: Path, int8: Int8
 ) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    printed = folder / CONVERTER_LOG
+    printed = folder / quiet.CONVERTER_LOG
     printed.unlink(missing_ok=True)
+    quiet.import_quietly("tensorflow", printed)
     with tempfile.TemporaryDirectory(prefix="tflite-") as tmp, quiet.printed_to(printed):
         work = Path(tmp)
         saved = _named_saved_model(_saved_model(model, work), model, work / "named")

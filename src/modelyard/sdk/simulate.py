@@ -7,6 +7,7 @@ and the demo run."""
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,26 @@ def device_ids(count: int, customers: Sequence[str]) -> list[tuple[str, str]]:
     """(device id, customer) for ``count`` devices spread over the customers in turn."""
     return [(f"{customers[i % len(customers)]}-dev-{i:04d}", customers[i % len(customers)])
             for i in range(count)]  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """Devices that came out the same way: ``example`` is the first of them."""
+
+    example: DeviceResult
+    devices: int
+
+
+def outcomes(results: Sequence[DeviceResult]) -> list[Outcome]:
+    """The results grouped by what happened (customer, platform, tier, bundle, files, size,
+    telemetry and the error with its numbers, such as a bucket, left out), in first-seen order."""
+    groups: dict[tuple[object, ...], list[DeviceResult]] = {}
+    for r in results:
+        error = re.sub(r"\d+", "#", r.error.replace(r.device_id, "")) if r.error else None
+        key = (r.customer_id, r.platform, r.tier, r.bundle_version, r.files_verified,
+               round(r.bytes / 1e5), r.telemetry, error)  # fmt: skip
+        groups.setdefault(key, []).append(r)
+    return [Outcome(example=g[0], devices=len(g)) for g in groups.values()]
 
 
 def run(fleet: Fleet, count: int, window_end: datetime | None = None) -> list[DeviceResult]:
