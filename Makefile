@@ -29,7 +29,6 @@ demo: $(STAMP)
 	$(BIN)/modelyard dataset split demo --ratios 0.7,0.15,0.15 --seed 0 \
 		--stratify class,stream,road_type,scenario
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
-	@echo "trained; metrics in reports/train.json:" && cat reports/train.json
 	@echo "exported; each artifact checked against PyTorch on the test split:"
 	$(BIN)/modelyard export show models/export
 	$(BIN)/modelyard gate show
@@ -38,7 +37,7 @@ demo: $(STAMP)
 	$(BIN)/modelyard promote demo-policy-detect candidate --to canary --actor demo \
 		--weight $(DEMO_CANARY_WEIGHT) --targeting '{"customer_ids": ["cus_acme"]}'
 	$(BIN)/modelyard bundles show demo-policy/canary
-	$(BIN)/modelyard lineage demo-policy/canary --rows 3
+	$(BIN)/modelyard lineage demo-policy/canary --rows 1
 	$(BIN)/modelyard keys create --customer cus_acme --save $(DEMO_KEYS)/cus_acme.key --exist-ok
 	$(BIN)/modelyard keys create --customer cus_beta --save $(DEMO_KEYS)/cus_beta.key --exist-ok
 	@echo "simulated devices of two customers fetch, verify and report on their bundle (the hour before last):"

@@ -25,6 +25,8 @@ def test_known_harmless_messages_are_hidden_and_others_kept() -> None:
         )
         warnings.warn("The feature will be removed. Please remove usage of this function",
                       DeprecationWarning, stacklevel=1)  # fmt: skip
+        warnings.warn("`torch.jit.trace` is deprecated. Please switch to `torch.compile` or "
+                      "`torch.export`.", FutureWarning, stacklevel=1)  # fmt: skip
         warnings.warn("a real problem: the calibration set is empty", UserWarning, stacklevel=1)
         warnings.warn("Converting the weights to fp16 lost precision", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == [
@@ -70,9 +72,10 @@ def test_coremltools_notes_off_macos_are_hidden_and_its_other_warnings_kept(
         logger.warning("Failed to load '_MLCPUComputeDeviceRemoteProxy'. Remote device ...")
         logger.warning("Torch version 2.14.1 has not been tested with coremltools. You may ...")
         logger.warning("scikit-learn version 1.9.1 is not supported. Minimum required version")
-        logger.warning("Tuple detected at graph output. This will be flattened")
+        logger.warning("Tuple detected at graph output. This will be flattened in the ...")
+        logger.warning("Saving value type of int64 into a builtin type of int32, might lose")
     assert [r.getMessage() for r in caplog.records] == [
-        "Tuple detected at graph output. This will be flattened"
+        "Saving value type of int64 into a builtin type of int32, might lose"
     ]
 
 

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -303,6 +303,9 @@ def bundles_history(
 def lineage(
     bundle: Annotated[str, typer.Argument(help="<policy>/v<N> or the bundle id.")],
     rows: Annotated[int, typer.Option(help="Sample rows to print (all are in --json).")] = 5,
+    files: Annotated[
+        bool, typer.Option(help="List every artifact checked (default: those that failed).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The whole chain as JSON.")] = False,
 ) -> None:
     """The chain from a bundle to the sample rows that trained it, each link a query."""
@@ -325,10 +328,21 @@ def lineage(
                 if len(value) > rows:
                     console.print(f"     ... {len(value) - rows} more (--rows N, or --json)")
             elif key == "files":
-                for f in value:
-                    console.print(f"     {f['path']}  {f['sha256'][:16]}  {f['verified']}")
+                _print_files(value, every=files)
             else:
                 console.print(f"   {key}: {value}")
+
+
+def _print_files(checked: list[dict[str, Any]], every: bool) -> None:
+    """The artifacts checked in the bucket: a count when all match, and each that did not
+    (every one with ``every``)."""
+    console = _console()
+    matched = sum(f["verified"] == "sha256 matches" for f in checked)
+    console.print(f"   {matched} of {len(checked)} files in the bucket match their sha256"
+                  + ("" if every else " (--files lists them)"))  # fmt: skip
+    for f in checked:
+        if every or f["verified"] != "sha256 matches":
+            console.print(f"     {f['path']}  {f['sha256'][:16]}  {f['verified']}")
 
 
 def _print_active(

@@ -316,7 +316,11 @@ def _customer_key(item: str) -> tuple[str, str]:
 def _print_fleet(results: list[DeviceResult], table: bool = True, by_outcome: bool = False) -> None:
     from modelyard.sdk.simulate import Outcome, outcomes
 
-    rows = outcomes(results) if by_outcome else [Outcome(example=r, devices=1) for r in results]
+    rows = (
+        outcomes(results)
+        if by_outcome
+        else [Outcome(example=r, devices=1, platforms=(r.platform,)) for r in results]
+    )
     grid = Table(title=f"{len(results)} simulated devices"
                  + (f", {len(rows)} outcomes" if by_outcome else ""))  # fmt: skip
     columns = ("device", "customer", "platform", "tier", "bundle", "files verified", "MB",
@@ -327,9 +331,9 @@ def _print_fleet(results: list[DeviceResult], table: bool = True, by_outcome: bo
         r = row.example
         grid.add_row(
             *((str(row.devices),) if by_outcome else ()), r.device_id, r.customer_id,
-            r.platform, r.tier or "-", f"v{r.bundle_version}" if r.bundle_version else "-",
-            str(r.files_verified), f"{r.bytes / 1e6:.1f}", r.telemetry,
-            _short(r.error, r.device_id),
+            ", ".join(row.platforms), r.tier or "-",
+            f"v{r.bundle_version}" if r.bundle_version else "-", str(r.files_verified),
+            f"{r.bytes / 1e6:.1f}", r.telemetry, _short(r.error, r.device_id),
         )  # fmt: skip
     console = _console()
     if table:

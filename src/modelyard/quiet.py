@@ -10,14 +10,17 @@ Each entry is a specific message, seen on every run and understood:
 - ``torch.onnx``'s notice that the TorchScript exporter will be removed. It is deliberate: its
   dynamo exporter fails on RT-DETRv2 (docs/export.md);
 - Lightning's banners (``GPU available``, ``TPU available``, the LitLogger tip) and its own
-  deprecation note about ``LeafSpec``;
+  deprecation note about ``LeafSpec``; absl's INFO lines (ai-edge-quantizer's progress);
 - TensorFlow's start-up INFO lines (``TF_CPP_MIN_LOG_LEVEL=1``: its warnings and errors stay);
 - what the TFLite converters print on standard output (onnx2tf's SavedModel listing, one
   line per captured tensor; the quantizer's size report): ``printed_to`` sends it to a log
   file beside the artifacts instead;
 - coremltools' notes off macOS (it cannot load its ``_ML...Proxy`` runtime classes, which
   exist only on macOS, and the torch, TensorFlow and scikit-learn versions it has not been
-  tested with: the export's parity check is what tells whether the conversion is right);
+  tested with: the export's parity check is what tells whether the conversion is right), its
+  note that a tuple of outputs is flattened (the outputs are named), and what tracing for it
+  sets off: torch's deprecation of ``torch.jit.trace`` and transformers' notes on the
+  properties the tracer reads;
 - TensorFlow's absl start-up lines (oneDNN, CUDA, CPU features), which its C++ writes to
   the process's standard error before it reads ``TF_CPP_MIN_LOG_LEVEL``: ``import_quietly``
   sends what native code writes while a module is imported to the converter's log.
@@ -45,15 +48,26 @@ HARMLESS_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (  # message regex, c
     (r"Using len to get tensor shape might cause the trace to be incorrect", Warning),
     (r"The feature will be removed\. Please remove usage of this function", DeprecationWarning),
     (r".*isinstance\(treespec, LeafSpec\)", Warning),
+    # coremltools converts a TorchScript trace, which torch now calls deprecated; tracing a
+    # transformers model touches its deprecated ``is_gradient_checkpointing`` alias
+    (r"`torch\.jit\.trace(_method)?` is deprecated", FutureWarning),
+    (r"`is_gradient_checkpointing` is deprecated", FutureWarning),
 )
 CONVERTER_LOG = "converter.log"  # beside a format's artifacts: what its converters wrote
-QUIET_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+QUIET_LOGGERS = (  # their INFO lines
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "absl",  # ai-edge-quantizer's "Serializing model..."
+)
 HARMLESS_LOGS: dict[str, tuple[str, ...]] = {  # logger -> message regexes
     "coremltools": (
         r"Failed to load '?_ML\w*Proxy",
         r"\w+ version \S+ has not been tested with coremltools",
         r"scikit-learn version \S+ is not supported",
+        r"Tuple detected at graph output\. This will be flattened",
     ),
+    # the tracer reads every property of a transformers model, its loss function among them
+    "transformers.modeling_utils": (r"`loss_type=None` was set in the config but it is unrec",),
 }
 
 

@@ -134,16 +134,7 @@ def export(params: dict[str, Any], format_name: str, paths: ExportPaths) -> dict
     """The ``export`` stage (one format of its matrix) and ``modelyard export run``: params
     ``export`` -> the format's artifacts, manifest and parity report; fails on any artifact
     that does not behave like the PyTorch model."""
-    manifest = export_format(format_name, section(params, "export", ExportParams), paths)
-    for artifact in manifest["artifacts"]:
-        log.info(
-            "%s: parity %s, %s ms, sha256 %s",
-            artifact["file"],
-            artifact["parity"]["status"],
-            artifact["inference_time_ms"],
-            artifact["sha256"][:12],
-        )
-    return manifest
+    return export_format(format_name, section(params, "export", ExportParams), paths)
 
 
 def verify_export(params: dict[str, Any], format_name: str, paths: ExportPaths) -> dict[str, Any]:

@@ -248,6 +248,11 @@ def test_lineage_reaches_the_sample_rows(release: Release, trained: Trained) -> 
     assert {r["id"] for r in rows} == {str(e["snapshot_id"]) for e in expected}
     printed = release.cli("lineage", str(bundle["id"]))
     assert "6. sample rows" in printed.stdout and "more (--rows N" in printed.stdout
+    files = len(links["artifacts"]["facts"]["files"])
+    assert f"{files} of {files} files in the bucket match their sha256" in printed.stdout
+    assert "onnx/model.onnx" not in printed.stdout  # listed with --files, or when it fails
+    listed = release.cli("lineage", str(bundle["id"]), "--files")
+    assert "onnx/model.onnx" in listed.stdout and "sha256 matches" in listed.stdout
 
 
 def test_bridge_serve_syncs_on_mlflow_servers_webhook_and_refuses_forgeries(

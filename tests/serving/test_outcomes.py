@@ -25,13 +25,15 @@ def test_devices_with_the_same_outcome_are_one_row_whatever_their_bucket() -> No
         _result("a-0"),
         _refused("a-1", canary.format(6801)),
         _result("a-2"),
-        _refused("a-3", canary.format(9120)),
+        _refused("a-3", canary.format(9120), platform="ios"),
         _result("a-4", platform="android", bytes=49_100_000),
         _refused("b-0", "customer_id 'cus_beta' is not in customer_ids", customer_id="cus_beta"),
+        _result("a-5", platform="android"),  # same size as a-0, another platform's artifact
     ]
     grouped = outcomes(results)
-    assert [(g.example.device_id, g.devices) for g in grouped] == [
-        ("a-0", 2), ("a-1", 2), ("a-4", 1), ("b-0", 1)
+    assert [(g.example.device_id, g.devices, g.platforms) for g in grouped] == [
+        ("a-0", 2, ("linux",)), ("a-1", 2, ("ios", "linux")), ("a-4", 1, ("android",)),
+        ("b-0", 1, ("linux",)), ("a-5", 1, ("android",)),
     ]  # fmt: skip
     assert sum(g.devices for g in grouped) == len(results)
 

@@ -177,7 +177,9 @@ def check_artifact(
             status="failed", reason=f"spec: {problems[0]}", measures=result.measures,
             findings=tuple(problems), finding_count=len(problems),
         )  # fmt: skip
-    log.info("%s %s: parity %s %s", fmt.name, path.name, result.status, result.reason)
+    timing = f", {entry['inference_time_ms']:.1f} ms" if entry["inference_time_ms"] else ""
+    log.info("%s %s: parity %s%s%s", fmt.name, path.name, result.status,
+             f" ({result.reason})" if result.reason else "", timing)  # fmt: skip
     full = result.as_dict()
     entry["parity"] = {k: full[k] for k in ("status", "reason", "measures")}
     entry["parity_report"] = full

@@ -58,18 +58,24 @@ class Outcome:
 
     example: DeviceResult
     devices: int
+    platforms: tuple[str, ...]
 
 
 def outcomes(results: Sequence[DeviceResult]) -> list[Outcome]:
-    """The results grouped by what happened (customer, platform, tier, bundle, files, size,
-    telemetry and the error with its numbers, such as a bucket, left out), in first-seen order."""
+    """The results grouped by what happened, in first-seen order: the customer, the tier,
+    bundle, files, size and telemetry, the error with its numbers (such as a bucket) left out,
+    and the platform where a bundle was served (a refusal that names no platform is one
+    outcome on every platform)."""
     groups: dict[tuple[object, ...], list[DeviceResult]] = {}
     for r in results:
         error = re.sub(r"\d+", "#", r.error.replace(r.device_id, "")) if r.error else None
-        key = (r.customer_id, r.platform, r.tier, r.bundle_version, r.files_verified,
-               round(r.bytes / 1e5), r.telemetry, error)  # fmt: skip
+        key = (r.customer_id, r.tier, r.bundle_version, r.files_verified, round(r.bytes / 1e5),
+               r.telemetry, error, r.platform if r.tier else None)  # fmt: skip
         groups.setdefault(key, []).append(r)
-    return [Outcome(example=g[0], devices=len(g)) for g in groups.values()]
+    return [
+        Outcome(example=g[0], devices=len(g), platforms=tuple(sorted({r.platform for r in g})))
+        for g in groups.values()
+    ]
 
 
 def run(fleet: Fleet, count: int, window_end: datetime | None = None) -> list[DeviceResult]:
