@@ -27,6 +27,8 @@ def test_known_harmless_messages_are_hidden_and_others_kept() -> None:
                       DeprecationWarning, stacklevel=1)  # fmt: skip
         warnings.warn("`torch.jit.trace` is deprecated. Please switch to `torch.compile` or "
                       "`torch.export`.", FutureWarning, stacklevel=1)  # fmt: skip
+        warnings.warn("Checkpoint directory models/checkpoints exists and is not empty.",
+                      UserWarning, stacklevel=1)  # fmt: skip
         warnings.warn("a real problem: the calibration set is empty", UserWarning, stacklevel=1)
         warnings.warn("Converting the weights to fp16 lost precision", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == [

@@ -9,8 +9,10 @@ Each entry is a specific message, seen on every run and understood:
   fixed input size, and parity checks every exported artifact against PyTorch anyway;
 - ``torch.onnx``'s notice that the TorchScript exporter will be removed. It is deliberate: its
   dynamo exporter fails on RT-DETRv2 (docs/export.md);
-- Lightning's banners (``GPU available``, ``TPU available``, the LitLogger tip) and its own
-  deprecation note about ``LeafSpec``; absl's INFO lines (ai-edge-quantizer's progress);
+- Lightning's banners (``GPU available``, ``TPU available``, the LitLogger tip), its own
+  deprecation note about ``LeafSpec`` and its note that the checkpoint folder is not empty
+  (training empties it unless it resumes, then writes its ``run.json`` there); absl's INFO
+  lines (ai-edge-quantizer's progress);
 - TensorFlow's start-up INFO lines (``TF_CPP_MIN_LOG_LEVEL=1``: its warnings and errors stay);
 - what the TFLite converters print on standard output (onnx2tf's SavedModel listing, one
   line per captured tensor; the quantizer's size report): ``printed_to`` sends it to a log
@@ -48,6 +50,8 @@ HARMLESS_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (  # message regex, c
     (r"Using len to get tensor shape might cause the trace to be incorrect", Warning),
     (r"The feature will be removed\. Please remove usage of this function", DeprecationWarning),
     (r".*isinstance\(treespec, LeafSpec\)", Warning),
+    # training empties its checkpoint folder unless it resumes, then writes its run.json there
+    (r"Checkpoint directory .* exists and is not empty", Warning),
     # coremltools converts a TorchScript trace, which torch now calls deprecated; tracing a
     # transformers model touches its deprecated ``is_gradient_checkpointing`` alias
     (r"`torch\.jit\.trace(_method)?` is deprecated", FutureWarning),
