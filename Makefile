@@ -36,7 +36,6 @@ demo: $(STAMP)
 	$(BIN)/modelyard keys signing init --exist-ok
 	$(BIN)/modelyard promote demo-policy-detect candidate --to canary --actor demo \
 		--weight $(DEMO_CANARY_WEIGHT) --targeting '{"customer_ids": ["cus_acme"]}'
-	$(BIN)/modelyard bundles show demo-policy/canary
 	$(BIN)/modelyard lineage demo-policy/canary --rows 1
 	$(BIN)/modelyard keys create --customer cus_acme --save $(DEMO_KEYS)/cus_acme.key --exist-ok
 	$(BIN)/modelyard keys create --customer cus_beta --save $(DEMO_KEYS)/cus_beta.key --exist-ok

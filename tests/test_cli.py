@@ -64,7 +64,8 @@ def test_demo_flow_on_embedded_postgres(embedded_env: dict[str, str], tmp_path: 
         assert result.returncode == 0, (step, result.stdout, result.stderr)
         outputs.append(result.stdout)
     assert "PostgreSQL 16" in outputs[0]
-    assert "applied 0001_create_policies_and_datasets.sql" in outputs[1]
+    assert re.search(r"applied \d+ migrations: 0001_create_policies_and_datasets\.sql \.\.\. "
+                     r"\d{4}_\w+\.sql", outputs[1]), outputs[1]  # fmt: skip
     assert "30 inserted" in outputs[4]
     assert "invalid rows now: none" in outputs[5]
     report = json.loads((tmp_path / "reports" / "inspect_demo.json").read_text())
