@@ -146,8 +146,9 @@ def db_migrate() -> None:
     names = [mig.path.name for mig in applied]
     if len(names) > 3:  # a new database: the first and the last (`db status` lists each)
         out.print(f"applied {len(names)} migrations: {names[0]} ... {names[-1]}")
-    for name in names if len(names) <= 3 else ():
-        out.print(f"applied {name}")
+    else:
+        for name in names:
+            out.print(f"applied {name}")
     out.print(f"schema is current ({len(migrations)} migrations, {len(applied)} applied now)")
 
 

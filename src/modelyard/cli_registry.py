@@ -336,12 +336,14 @@ def lineage(
 def _print_files(checked: list[dict[str, Any]], every: bool) -> None:
     """The artifacts checked in the bucket: a count when all match, and each that did not
     (every one with ``every``)."""
+    from modelyard.registry.lineage import MATCHES
+
     console = _console()
-    matched = sum(f["verified"] == "sha256 matches" for f in checked)
+    matched = sum(f["verified"] == MATCHES for f in checked)
     console.print(f"   {matched} of {len(checked)} files in the bucket match their sha256"
                   + ("" if every else " (--files lists them)"))  # fmt: skip
     for f in checked:
-        if every or f["verified"] != "sha256 matches":
+        if every or f["verified"] != MATCHES:
             console.print(f"     {f['path']}  {f['sha256'][:16]}  {f['verified']}")
 
 

@@ -140,10 +140,7 @@ def export(params: dict[str, Any], format_name: str, paths: ExportPaths) -> dict
 def verify_export(params: dict[str, Any], format_name: str, paths: ExportPaths) -> dict[str, Any]:
     """``modelyard export verify``: the format's artifacts already exported, checked again in
     their runtime, the manifest rewritten with the result."""
-    manifest = verify_format(format_name, section(params, "export", ExportParams), paths)
-    for artifact in manifest["artifacts"]:
-        log.info("%s: parity %s", artifact["file"], artifact["parity"]["status"])
-    return manifest
+    return verify_format(format_name, section(params, "export", ExportParams), paths)
 
 
 EVALUATION, CALIBRATION = "evaluation.json", "calibration.json"

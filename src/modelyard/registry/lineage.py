@@ -19,6 +19,7 @@ from modelyard.storage import ObjectStore
 
 LINEAGE_TAGS = ("git_sha", "git_dirty", "dataset_id", "snapshot_hash", "dvc_lock_hash",
                 "params_hash", "bundle_hash", "gate_status")  # fmt: skip
+MATCHES = "sha256 matches"  # an artifact's ``verified`` when the bucket holds its bytes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,7 +154,7 @@ def _check_object(store: ObjectStore, artifact: dict[str, Any]) -> dict[str, Any
         return entry
     try:
         store.get_object(artifact["storage_path"], artifact["sha256"])
-        entry["verified"] = "sha256 matches"
+        entry["verified"] = MATCHES
     except (NotFoundError, IntegrityError, StorageError) as exc:
         entry["verified"] = f"FAILED: {exc}"
     return entry
